@@ -1,0 +1,192 @@
+"""Library entry points: what the CLI commands call, usable from Python (Airflow, Dagster...).
+
+>>> from dbt_prom_bridge import api
+>>> run = api.load_run(DbtOptions(project_dir=Path("my_project")), ArtifactOptions(no_run=True))
+
+Nothing here prints; results come back as records and failures as :class:`DbtPromError`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from dbt_prom_bridge import dbtproject
+from dbt_prom_bridge.artifacts import check_age, read_manifest, read_sources
+from dbt_prom_bridge.config import ArtifactOptions, DbtOptions, DeliveryOptions, GatewayConfig, RunOptions
+from dbt_prom_bridge.errors import ArtifactError, DbtRunError
+from dbt_prom_bridge.model import FreshnessRun, Manifest, RunContext, build_run, failed_run
+
+
+@dataclass(frozen=True)
+class ArtifactPaths:
+    sources_json: Path
+    manifest: Path | None
+    #: True when the manifest was named explicitly (then it must exist).
+    manifest_required: bool
+
+
+def artifact_paths(dbt: DbtOptions, art: ArtifactOptions) -> ArtifactPaths:
+    """Resolve ``--sources-json`` / ``--manifest`` / ``--artifacts-dir`` / the project's target dir."""
+    base = art.artifacts_dir or dbtproject.artifacts_dir(dbt)
+    sources = art.sources_json or base / "sources.json"
+    if art.manifest is not None:
+        return ArtifactPaths(sources, art.manifest, True)
+    candidate = (art.sources_json.parent if art.sources_json and not art.artifacts_dir else base) / (
+        "manifest.json"
+    )
+    return ArtifactPaths(sources, candidate if candidate.exists() else None, False)
+
+
+def load_manifest(path: Path | None) -> Manifest | None:
+    return read_manifest(path) if path is not None else None
+
+
+def run_context(dbt: DbtOptions, opts: RunOptions, project: str | None = None) -> RunContext:
+    return RunContext(
+        target=dbtproject.target_name(dbt),
+        project=project,
+        meta_labels=opts.meta_labels,
+        partial=dbt.partial,
+    )
+
+
+def load_run(
+    dbt: DbtOptions,
+    art: ArtifactOptions,
+    opts: RunOptions = RunOptions(),
+    now: Callable[[], float] = time.time,
+) -> FreshnessRun:
+    """``--no-run``: build a run from artifacts a previous dbt invocation left.
+
+    Refuses an artifact older than ``art.max_artifact_age`` unless ``art.allow_stale``.
+    Without a manifest, configured-but-missing (``not_run``) sources cannot be detected; the
+    run carries a warning saying so.
+    """
+    paths = artifact_paths(dbt, art)
+    artifact = read_sources(paths.sources_json)
+    if not art.allow_stale:
+        check_age(artifact.generated_at, str(paths.sources_json), art.max_artifact_age, now())
+    manifest = load_manifest(paths.manifest)
+    warnings: tuple[str, ...] = ()
+    if manifest is None:
+        warnings = (
+            "no manifest.json found: sources that are configured but missing from sources.json "
+            "(not_run, or runtime errors dbt left out) cannot be detected; pass --manifest",
+        )
+    info = dbtproject.project_info(dbt)
+    context = replace(run_context(dbt, opts), extra_warnings=warnings)
+    if context.project is None and manifest is None and info.name and _has_project(dbt):
+        context = replace(context, project=info.name)
+    return build_run(artifact, manifest, context)
+
+
+def _has_project(dbt: DbtOptions) -> bool:
+    return (dbt.project_dir / "dbt_project.yml").exists()
+
+
+def run_freshness(
+    dbt: DbtOptions,
+    opts: RunOptions = RunOptions(),
+    on_event: Callable[[str], None] | None = None,
+) -> FreshnessRun:
+    """Run ``dbt source freshness`` in-process and build the run from what dbt returned.
+
+    Runtime errors (which sources.json leaves out) come from the in-process results. When dbt
+    cannot run at all, returns a run with ``success=False`` and ``error`` set (the caller
+    pushes it so ``run_success`` drops to 0, then exits 3).
+    """
+    from dbt_prom_bridge.runner import DbtFreshnessRunner
+
+    runner = DbtFreshnessRunner(dbt)
+    return runner_run(runner, dbt, opts, on_event)
+
+
+def runner_run(
+    runner: object,
+    dbt: DbtOptions,
+    opts: RunOptions,
+    on_event: Callable[[str], None] | None = None,
+) -> FreshnessRun:
+    """One run through an existing :class:`~dbt_prom_bridge.runner.DbtFreshnessRunner` (``serve``)."""
+    from dbt_prom_bridge.runner import DbtFreshnessRunner
+
+    assert isinstance(runner, DbtFreshnessRunner)
+    context = run_context(dbt, opts)
+    try:
+        outcome = runner.run(on_event=on_event)
+    except DbtRunError as exc:
+        info = dbtproject.project_info(dbt)
+        return failed_run(
+            replace(context, target=runner.target_name or context.target),
+            info.name or "",
+            str(exc),
+            dbt_version=runner.dbt_version,
+        )
+    context = replace(context, target=outcome.target, project=outcome.project)
+    return build_run(outcome.artifact, outcome.manifest, context)
+
+
+def collect(
+    dbt: DbtOptions,
+    art: ArtifactOptions,
+    opts: RunOptions = RunOptions(),
+    on_event: Callable[[str], None] | None = None,
+) -> FreshnessRun:
+    """The run a ``push``/``status`` is about: from artifacts (``--no-run``) or a fresh dbt run."""
+    if art.no_run:
+        return load_run(dbt, art, opts)
+    if art.sources_json is not None:
+        raise ArtifactError("--sources-json only makes sense with --no-run")
+    return run_freshness(dbt, opts, on_event)
+
+
+@dataclass(frozen=True)
+class DeliveryReport:
+    """What was delivered where. ``run`` is what the gateway now holds (merged for partial runs)."""
+
+    run: FreshnessRun
+    destinations: tuple[str, ...]
+    carried_over: int = 0
+
+
+def check_not_already_pushed(run: FreshnessRun, gateway: GatewayConfig) -> None:
+    """Refuse (``--no-run``) an artifact that is not newer than the run the gateway holds.
+
+    A cron job re-reading an old sources.json would otherwise re-push it and make stale data
+    look freshly checked. ``--force`` skips this.
+    """
+    from dbt_prom_bridge.artifacts import human_duration
+    from dbt_prom_bridge.sinks.pushgateway import Pushgateway, grouping_labels
+
+    if run.generated_at is None:
+        return
+    held = Pushgateway(gateway).run_timestamp(grouping_labels(run, gateway))
+    if held is None:
+        return
+    if run.generated_at == held:
+        raise ArtifactError(
+            f"this sources.json (invocation {run.invocation_id or '?'}) was already pushed to this "
+            "grouping key; run `dbt source freshness` again, or pass --force to push it anyway"
+        )
+    if run.generated_at < held:
+        raise ArtifactError(
+            f"this sources.json is {human_duration(held - run.generated_at)} older than the run the "
+            "gateway holds for this grouping key; pushing it would replace newer data (--force to do it anyway)"
+        )
+
+
+def deliver(run: FreshnessRun, delivery: DeliveryOptions) -> DeliveryReport:
+    """Send ``run`` to every configured destination."""
+    from dbt_prom_bridge.sinks.pushgateway import Pushgateway
+
+    destinations: list[str] = []
+    held = run
+    carried = 0
+    if delivery.gateway is not None:
+        outcome = Pushgateway(delivery.gateway).push(run)
+        held, carried = outcome.run, outcome.carried_over
+        destinations.append(outcome.url)
+    return DeliveryReport(held, tuple(destinations), carried)

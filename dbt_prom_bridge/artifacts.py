@@ -1,0 +1,365 @@
+"""Readers for dbt's ``sources.json`` and ``manifest.json``.
+
+Tolerant of unknown keys, strict about the ones they need, and every refusal is one line that
+names the file, what was found, and what to do.
+
+Supported ``sources.json`` layouts: schema ``sources/v1`` (dbt 0.19-0.20), ``sources/v2``
+(0.21), ``sources/v3`` (1.0-1.12 and dbt Fusion's capitalised variant) and Fusion's
+``freshness/v0``. The pre-0.19 layouts (no ``metadata.dbt_schema_version``) are refused.
+``manifest.json``: schemas ``manifest/v1`` to ``manifest/v12``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from dbt_prom_bridge.errors import ArtifactError, ThresholdError
+from dbt_prom_bridge.model import (
+    FreshnessResult,
+    Manifest,
+    SourceDef,
+    SourcesArtifact,
+    Status,
+    Threshold,
+    meta_value,
+    parse_status,
+    split_unique_id,
+)
+
+SOURCES_VERSIONS: Mapping[str, tuple[int, ...]] = {"sources": (1, 2, 3), "freshness": (0,)}
+MANIFEST_VERSIONS: tuple[int, ...] = tuple(range(1, 13))
+_SCHEMA = re.compile(r"/dbt/([a-z_-]+)/v(\d+)(?:\.json)?/?$")
+_FRACTION = re.compile(r"(\.\d{6})\d+")
+#: Every timestamp before this is dbt's "no data" sentinel (0001-01-01), never a real load time.
+_SENTINEL_BEFORE = dt.datetime(1900, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def load_json(path: Path, what: str, hint: str) -> Any:
+    """Read a JSON file; every way it can be unreadable becomes one clear line."""
+    try:
+        text = path.read_bytes()
+    except FileNotFoundError:
+        raise ArtifactError(f"{what} not found at {path}; {hint}") from None
+    except IsADirectoryError:
+        raise ArtifactError(f"{what} path {path} is a directory, not a file") from None
+    except OSError as exc:
+        raise ArtifactError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    if not text.strip():
+        raise ArtifactError(f"{what} {path} is empty; {hint}")
+    try:
+        return json.loads(text)
+    except UnicodeDecodeError:
+        raise ArtifactError(f"{what} {path} is not UTF-8 text; is it really a dbt artifact?") from None
+    except json.JSONDecodeError as exc:
+        raise ArtifactError(
+            f"{what} {path} is not valid JSON (truncated or corrupt at line {exc.lineno}, "
+            f"column {exc.colno}); {hint}"
+        ) from None
+
+
+def schema_of(doc: Mapping[str, Any]) -> tuple[str, int] | None:
+    """``(kind, version)`` from ``metadata.dbt_schema_version``, e.g. ``("sources", 3)``."""
+    meta = doc.get("metadata")
+    if not isinstance(meta, Mapping):
+        return None
+    raw = meta.get("dbt_schema_version")
+    if not isinstance(raw, str):
+        return None
+    match = _SCHEMA.search(raw.strip())
+    if match is None:
+        return ("unknown:" + raw[:80], -1)
+    return match.group(1), int(match.group(2))
+
+
+def parse_timestamp(raw: object, what: str) -> dt.datetime | None:
+    """dbt/Fusion ISO timestamps (``Z`` or offset, 0-9 fraction digits); naive means UTC."""
+    if raw is None or raw == "":
+        return None
+    if not isinstance(raw, str):
+        raise ArtifactError(f"{what} {raw!r} is not a timestamp string")
+    text = raw.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    text = _FRACTION.sub(r"\1", text)
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise ArtifactError(f"{what} {raw!r} is not an ISO 8601 timestamp") from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.timezone.utc)
+    return value
+
+
+def epoch(value: dt.datetime | None) -> float | None:
+    return None if value is None else value.timestamp()
+
+
+def _float(raw: object) -> float | None:
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+        return None
+    return float(raw)
+
+
+def _thresholds(
+    criteria: Mapping[str, Any], where: str
+) -> tuple[Threshold | None, Threshold | None, tuple[str, ...]]:
+    found: list[Threshold | None] = []
+    problems: list[str] = []
+    for key in ("warn_after", "error_after"):
+        try:
+            found.append(Threshold.parse(criteria.get(key)))
+        except ThresholdError as exc:
+            found.append(None)
+            problems.append(f"{key} skipped: {exc}")
+    return found[0], found[1], tuple(problems)
+
+
+def _describe_legacy(doc: Mapping[str, Any]) -> str:
+    if isinstance(doc.get("sources"), Mapping):
+        return "the dbt <= 0.17 layout (a 'sources' map keyed by unique_id, no metadata)"
+    if "logs" in doc or (isinstance(doc.get("results"), list) and "generated_at" in doc):
+        return "the dbt 0.18-era layout (sources v0: results embedding nodes, no metadata)"
+    keys = ", ".join(sorted(str(k) for k in doc)[:6]) or "no keys"
+    return f"no metadata.dbt_schema_version (top-level keys: {keys})"
+
+
+def parse_sources(doc: Any, path: str | None = None) -> SourcesArtifact:
+    """Turn a parsed ``sources.json`` document into a :class:`SourcesArtifact`."""
+    name = path or "sources.json"
+    if not isinstance(doc, Mapping):
+        raise ArtifactError(f"{name} is not a dbt sources.json (found a JSON {type(doc).__name__})")
+    schema = schema_of(doc)
+    if schema is None:
+        raise ArtifactError(
+            f"{name} has {_describe_legacy(doc)}, which is not supported; "
+            "re-run `dbt source freshness` with dbt >= 0.19"
+        )
+    kind, version = schema
+    if kind == "manifest" or kind == "run-results" or kind == "catalog":
+        raise ArtifactError(f"{name} is a {kind}.json (schema {kind}/v{version}), not a sources.json")
+    if kind not in SOURCES_VERSIONS:
+        raise ArtifactError(f"{name} has unknown schema {kind!r}; expected a dbt sources.json")
+    if version not in SOURCES_VERSIONS[kind]:
+        newest = max(SOURCES_VERSIONS[kind])
+        hint = (
+            "upgrade dbt-prom-bridge"
+            if version > newest
+            else "re-run `dbt source freshness` with dbt >= 0.19"
+        )
+        raise ArtifactError(
+            f"{name} has schema {kind}/v{version}, which this version of dbt-prom-bridge does not "
+            f"read (it reads sources v1-v3 and freshness v0); {hint}"
+        )
+    meta = doc["metadata"]
+    results_raw = doc.get("results")
+    if not isinstance(results_raw, list):
+        raise ArtifactError(f"{name} ({kind}/v{version}) has no 'results' list; the file is incomplete")
+    results: list[FreshnessResult] = []
+    skipped = 0
+    for index, entry in enumerate(results_raw):
+        if not isinstance(entry, Mapping):
+            raise ArtifactError(f"{name}: results[{index}] is not an object")
+        uid = entry.get("unique_id")
+        if not isinstance(uid, str) or not uid:
+            raise ArtifactError(f"{name}: results[{index}] has no unique_id")
+        resource_type = entry.get("resource_type")
+        if resource_type not in (None, "source") or (resource_type is None and uid.startswith("model.")):
+            skipped += 1
+            continue
+        try:
+            split_unique_id(uid)
+        except ArtifactError as exc:
+            raise ArtifactError(f"{name}: results[{index}]: {exc}; the file looks edited or scrubbed") from None
+        results.append(_result(entry, uid, name))
+    return SourcesArtifact(
+        schema_version=f"{kind}/v{version}",
+        dbt_version=meta.get("dbt_version") if isinstance(meta.get("dbt_version"), str) else None,
+        generated_at=epoch(parse_timestamp(meta.get("generated_at"), f"{name}: metadata.generated_at")),
+        invocation_id=meta.get("invocation_id") if isinstance(meta.get("invocation_id"), str) else None,
+        elapsed_time=_float(doc.get("elapsed_time")),
+        results=tuple(results),
+        path=path,
+        skipped_non_sources=skipped,
+    )
+
+
+def _result(entry: Mapping[str, Any], uid: str, name: str) -> FreshnessResult:
+    status = _status(entry.get("status", entry.get("state")), uid, name)
+    if status is Status.RUNTIME_ERROR:
+        error = entry.get("error")
+        return FreshnessResult(
+            unique_id=uid,
+            status=status,
+            error=str(error) if error is not None else None,
+        )
+    where = f"{name}: {uid}"
+    loaded = parse_timestamp(entry.get("max_loaded_at"), f"{where} max_loaded_at")
+    snapshotted = parse_timestamp(entry.get("snapshotted_at"), f"{where} snapshotted_at")
+    if loaded is None:
+        max_loaded_at, has_data = None, None
+    elif loaded < _SENTINEL_BEFORE:
+        max_loaded_at, has_data = None, False
+    else:
+        max_loaded_at, has_data = loaded.timestamp(), True
+    criteria = entry.get("criteria")
+    if isinstance(criteria, Mapping):
+        warn_after, error_after, problems = _thresholds(criteria, where)
+        flt = criteria.get("filter")
+        has_criteria = True
+    else:
+        warn_after = error_after = None
+        problems = ()
+        flt = None
+        has_criteria = False
+    error = entry.get("error")
+    return FreshnessResult(
+        unique_id=uid,
+        status=status,
+        max_loaded_at=max_loaded_at,
+        has_data=has_data,
+        snapshotted_at=epoch(snapshotted),
+        age_seconds=_float(entry.get("max_loaded_at_time_ago_in_s", entry.get("age"))),
+        warn_after=warn_after,
+        error_after=error_after,
+        filter=flt if isinstance(flt, str) else None,
+        execution_time=_float(entry.get("execution_time")),
+        error=str(error) if error else None,
+        has_criteria=has_criteria,
+        threshold_problems=problems,
+    )
+
+
+def _status(raw: object, uid: str, name: str) -> Status:
+    try:
+        return parse_status(raw)
+    except ArtifactError as exc:
+        raise ArtifactError(f"{name}: {uid}: {exc}") from None
+
+
+def read_sources(path: Path) -> SourcesArtifact:
+    doc = load_json(
+        path,
+        "sources.json",
+        "run `dbt source freshness` first, or pass --sources-json / --artifacts-dir",
+    )
+    return parse_sources(doc, str(path))
+
+
+def parse_manifest(doc: Any, path: str | None = None) -> Manifest:
+    """Turn a parsed ``manifest.json`` into a :class:`Manifest` (sources only)."""
+    name = path or "manifest.json"
+    if not isinstance(doc, Mapping):
+        raise ArtifactError(f"{name} is not a dbt manifest.json (found a JSON {type(doc).__name__})")
+    schema = schema_of(doc)
+    if schema is None:
+        raise ArtifactError(f"{name} has no metadata.dbt_schema_version; it is not a dbt manifest.json")
+    kind, version = schema
+    if kind != "manifest":
+        raise ArtifactError(f"{name} has schema {kind}/v{version}; expected a manifest.json")
+    if version not in MANIFEST_VERSIONS:
+        raise ArtifactError(
+            f"{name} has schema manifest/v{version}; this version of dbt-prom-bridge reads "
+            f"manifest v1-v{max(MANIFEST_VERSIONS)}: upgrade dbt-prom-bridge"
+        )
+    meta = doc["metadata"]
+    sources_raw = doc.get("sources")
+    if not isinstance(sources_raw, Mapping):
+        raise ArtifactError(f"{name} has no 'sources' map; the file is incomplete")
+    sources: dict[str, SourceDef] = {}
+    for uid, node in sources_raw.items():
+        if not isinstance(node, Mapping):
+            raise ArtifactError(f"{name}: sources[{uid!r}] is not an object")
+        sources[uid] = _source_def(uid, node, name)
+    project = meta.get("project_name")
+    return Manifest(
+        project_name=project if isinstance(project, str) and project else None,
+        schema_version=f"manifest/v{version}",
+        dbt_version=meta.get("dbt_version") if isinstance(meta.get("dbt_version"), str) else None,
+        generated_at=epoch(parse_timestamp(meta.get("generated_at"), f"{name}: metadata.generated_at")),
+        invocation_id=meta.get("invocation_id") if isinstance(meta.get("invocation_id"), str) else None,
+        sources=sources,
+        path=path,
+    )
+
+
+def _str(node: Mapping[str, Any], key: str, default: str = "") -> str:
+    value = node.get(key)
+    return value if isinstance(value, str) else default
+
+
+def _source_def(uid: str, node: Mapping[str, Any], name: str) -> SourceDef:
+    package, src, table = split_unique_id(uid)
+    freshness = node.get("freshness")
+    config = node.get("config") if isinstance(node.get("config"), Mapping) else {}
+    if freshness is None and isinstance(config, Mapping) and "freshness" in config:
+        freshness = config.get("freshness")
+    if isinstance(freshness, Mapping):
+        warn_after, error_after, problems = _thresholds(freshness, f"{name}: {uid}")
+        flt = freshness.get("filter")
+    else:
+        warn_after = error_after = None
+        problems = ()
+        flt = None
+    meta: dict[str, str] = {}
+    for layer in (node.get("source_meta"), config.get("meta") if isinstance(config, Mapping) else None,
+                  node.get("meta")):
+        if isinstance(layer, Mapping):
+            meta.update({str(k): meta_value(v) for k, v in layer.items()})
+    table_name = _str(node, "name", table)
+    return SourceDef(
+        unique_id=uid,
+        package=_str(node, "package_name", package),
+        source_name=_str(node, "source_name", src),
+        table_name=table_name,
+        database=_str(node, "database"),
+        schema=_str(node, "schema"),
+        identifier=_str(node, "identifier", table_name),
+        warn_after=warn_after,
+        error_after=error_after,
+        filter=flt if isinstance(flt, str) else None,
+        loaded_at_field=node.get("loaded_at_field") if isinstance(node.get("loaded_at_field"), str) else None,
+        loaded_at_query=node.get("loaded_at_query") if isinstance(node.get("loaded_at_query"), str) else None,
+        meta=tuple(sorted(meta.items())),
+        threshold_problems=problems,
+    )
+
+
+def read_manifest(path: Path) -> Manifest:
+    doc = load_json(path, "manifest.json", "run `dbt parse` (or any dbt command) first, or pass --manifest")
+    return parse_manifest(doc, str(path))
+
+
+def check_age(generated_at: float | None, path: str, max_age: float, now: float) -> None:
+    """Refuse an artifact older than ``max_age`` seconds (``--no-run`` mode)."""
+    if generated_at is None:
+        raise ArtifactError(
+            f"{path} has no metadata.generated_at, so its age is unknown; "
+            "pass --allow-stale-artifact to use it anyway"
+        )
+    age = now - generated_at
+    if age > max_age:
+        raise ArtifactError(
+            f"{path} was generated {human_duration(age)} ago, older than --max-artifact-age "
+            f"{human_duration(max_age)}; re-run `dbt source freshness`, raise --max-artifact-age, "
+            "or pass --allow-stale-artifact"
+        )
+
+
+def human_duration(seconds: float) -> str:
+    """``93784`` -> ``1d 2h``; short, for messages and tables."""
+    sign = "-" if seconds < 0 else ""
+    s = abs(seconds)
+    if s < 60:
+        return f"{sign}{s:.0f}s"
+    if s < 3600:
+        return f"{sign}{s // 60:.0f}m{s % 60:02.0f}s" if s < 600 else f"{sign}{s // 60:.0f}m"
+    if s < 86400:
+        return f"{sign}{s // 3600:.0f}h{(s % 3600) // 60:02.0f}m"
+    if s < 86400 * 365 * 100:
+        return f"{sign}{s // 86400:.0f}d{(s % 86400) // 3600:.0f}h"
+    return f"{sign}{s / (86400 * 365.25):.0f}y"

@@ -1,0 +1,90 @@
+"""The ``dbt-prom`` command: a thin click layer over :mod:`dbt_prom_bridge.api`.
+
+Each command lives in its own module and is imported only when it runs, so ``dbt-prom --help``
+stays fast. Every :class:`~dbt_prom_bridge.errors.DbtPromError` becomes a one-line message on
+stderr and its exit code; ``--debug`` (or ``DBT_PROM_DEBUG=1``) shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import traceback
+from typing import Any
+
+import click
+
+from dbt_prom_bridge import __version__
+from dbt_prom_bridge.config import env_flag
+from dbt_prom_bridge.errors import DbtPromError, ExitCode
+
+EXIT_CODES_HELP = """\b
+Exit codes:
+  0  done
+  1  --fail-on tripped (push/status), or --check found drift (rules/dashboard)
+  2  usage or input error (bad flag, missing/corrupt/stale/unsupported artifact)
+  3  dbt could not run (connection, profile or project error)
+  4  push failed (gateway or remote write down, rejected, auth failure); the run was
+     spilled and can be replayed"""
+
+#: command name -> (module, short help). Modules are imported lazily.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "push": ("dbt_prom_bridge.cli.push", "Run dbt source freshness (or read its artifacts) and push the metrics."),
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        entry = COMMANDS.get(cmd_name)
+        if entry is None:
+            return None
+        module = importlib.import_module(entry[0])
+        command = module.command
+        assert isinstance(command, click.Command)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, epilog=EXIT_CODES_HELP, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="dbt-prom")
+@click.option("--debug", is_flag=True, envvar="DBT_PROM_DEBUG",
+              help="Show tracebacks for errors (secrets are still redacted).  [env: DBT_PROM_DEBUG]")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """dbt source freshness as Prometheus metrics, alert rules and dashboards.
+
+    Reads or runs `dbt source freshness`, turns each source's freshness into metrics, pushes
+    them to a Pushgateway (or a textfile, remote write, or serves them), and generates alert
+    rules and a Grafana dashboard from the same thresholds declared in dbt.
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Console-script entry point: run the CLI and map errors to exit codes."""
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:]) or env_flag("DBT_PROM_DEBUG")
+    try:
+        return cli.main(args=argv, prog_name="dbt-prom", standalone_mode=False)
+    except DbtPromError as exc:
+        if debug:
+            traceback.print_exc()
+        click.echo(f"dbt-prom: error: {exc}", err=True)
+        sys.exit(int(exc.exit_code))
+    except click.exceptions.Abort:
+        click.echo("dbt-prom: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(int(ExitCode.INPUT) if exc.exit_code == 2 else exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)

@@ -1,0 +1,104 @@
+"""``dbt-prom push``: run (or read) dbt source freshness and push the metrics."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from dbt_prom_bridge import api, summary
+from dbt_prom_bridge.cli import EXIT_CODES_HELP
+from dbt_prom_bridge.cli.options import (
+    artifact_config,
+    artifact_options,
+    dbt_config,
+    dbt_options,
+    gateway_config,
+    gateway_options,
+    meta_label_option,
+    meta_labels,
+    wants_colour,
+)
+from dbt_prom_bridge.config import DeliveryOptions, RunOptions
+from dbt_prom_bridge.errors import CheckFailed, DbtRunError, UsageError
+from dbt_prom_bridge.exposition import render
+from dbt_prom_bridge.model import FailOn, FreshnessRun
+
+
+def warn(message: str) -> None:
+    click.echo(f"dbt-prom: warning: {message}", err=True)
+
+
+def report(run: FreshnessRun, fmt: str) -> None:
+    """The summary: a table on stderr, or JSON on stdout with ``--format json``."""
+    if fmt == "json":
+        click.echo(summary.as_json(run))
+    elif run.checks or run.success:
+        click.echo(summary.table(run, colour=wants_colour(sys.stderr)), err=True)
+
+
+def gate(run: FreshnessRun, fail_on: FailOn) -> None:
+    """Exit 3 when dbt could not run; exit 1 when a source reached ``--fail-on``."""
+    if not run.success:
+        raise DbtRunError(f"dbt could not run: {run.error or 'unknown error'}")
+    tripped = run.tripped(fail_on)
+    if tripped:
+        names = ", ".join(f"{c.source_name}.{c.table_name} ({c.status.value})" for c in tripped[:5])
+        more = f" and {len(tripped) - 5} more" if len(tripped) > 5 else ""
+        raise CheckFailed(f"--fail-on {fail_on.value}: {names}{more}")
+
+
+def on_event(line: str) -> None:
+    click.echo(line, err=True)
+
+
+@click.command("push", epilog=EXIT_CODES_HELP)
+@dbt_options
+@artifact_options
+@gateway_options
+@click.option("--force", is_flag=True,
+              help="With --no-run, push even if the gateway already holds this run or a newer one.")
+@click.option("--dry-run", is_flag=True, help="Print the exposition text to stdout; push nothing.")
+@click.option("--fail-on", type=click.Choice([f.value for f in FailOn]), default="never", show_default=True,
+              envvar="DBT_PROM_FAIL_ON",
+              help="Exit 1 when a source reaches this status (warn: warn or worse; error: error or "
+                   "runtime_error).  [env: DBT_PROM_FAIL_ON]")
+@meta_label_option
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="Summary format: a table on stderr, or JSON on stdout.")
+def command(**kw: Any) -> None:
+    """Run `dbt source freshness` in-process (or read its artifacts with --no-run) and push the
+    per-source and run-level metrics to a Pushgateway.
+
+    Without --select/--exclude the group job/project/target is replaced; with them, only the
+    selected sources are updated. When dbt cannot run, run_success=0 is pushed and the last good
+    per-source series stay (exit 3).
+    """
+    dbt = dbt_config(kw)
+    art = artifact_config(kw)
+    gateway = gateway_config(kw)
+    opts = RunOptions(meta_labels=meta_labels(kw), fail_on=FailOn(kw.pop("fail_on")))
+    dry_run, fmt = kw.pop("dry_run"), kw.pop("fmt")
+    if dry_run and fmt == "json":
+        raise UsageError("--dry-run prints the exposition on stdout; it cannot be combined with --format json")
+    delivery = DeliveryOptions(gateway=None if dry_run else gateway, dry_run=dry_run)
+    if not dry_run and delivery.gateway is None:
+        raise UsageError("nowhere to push: give --gateway URL (or DBT_PROM_GATEWAY), or --dry-run")
+
+    run = api.collect(dbt, art, opts, on_event=None if fmt == "json" else on_event)
+    for message in run.warnings:
+        warn(message)
+    if dry_run:
+        click.echo(render(run), nl=False)
+        report(run, fmt)
+        gate(run, opts.fail_on)
+        return
+    if art.no_run and not art.force and delivery.gateway is not None:
+        api.check_not_already_pushed(run, delivery.gateway)
+    result = api.deliver(run, delivery)
+    for where in result.destinations:
+        carried = f" ({result.carried_over} unselected sources kept)" if result.carried_over else ""
+        click.echo(f"dbt-prom: pushed {len(run.checks)} sources to {where}{carried}", err=True)
+    report(run, fmt)
+    gate(run, opts.fail_on)

@@ -1,0 +1,164 @@
+"""Frozen configuration built from flags, then ``DBT_PROM_*`` / dbt env vars, then defaults.
+
+The CLI fills these from click options (each option names its env var); library users build
+them directly. Secrets are wrapped in :class:`Secret` so they never print.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dbt_prom_bridge.errors import UsageError
+from dbt_prom_bridge.model import FailOn
+
+DEFAULT_JOB = "dbt_source_freshness"
+DEFAULT_MAX_ARTIFACT_AGE = 3600.0
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A password or token: ``str()``/``repr()`` never show it; ``reveal()`` does."""
+
+    _value: str = field(repr=False)
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __str__(self) -> str:
+        return "***"
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    @classmethod
+    def from_sources(
+        cls, value: str | None, file: Path | None, what: str
+    ) -> Secret | None:
+        """The secret from a value (flag/env) or a file (first line, stripped)."""
+        if value and file:
+            raise UsageError(f"give the {what} either directly or as a file, not both")
+        if file is not None:
+            try:
+                text = file.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise UsageError(f"cannot read the {what} file {file}: {exc.strerror or exc}") from None
+            if not text:
+                raise UsageError(f"the {what} file {file} is empty")
+            return cls(text)
+        return cls(value) if value else None
+
+
+@dataclass(frozen=True)
+class DbtOptions:
+    """dbt's own options, with dbt's names and meaning."""
+
+    project_dir: Path = Path()
+    profiles_dir: Path | None = None
+    target: str | None = None
+    select: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    vars: str | None = None
+    #: dbt's --target-path / DBT_TARGET_PATH (where artifacts go), relative to the project.
+    target_path: str | None = None
+
+    @property
+    def partial(self) -> bool:
+        return bool(self.select or self.exclude)
+
+
+@dataclass(frozen=True)
+class ArtifactOptions:
+    """Where to read artifacts from in ``--no-run`` mode (and where dbt writes them)."""
+
+    no_run: bool = False
+    artifacts_dir: Path | None = None
+    sources_json: Path | None = None
+    manifest: Path | None = None
+    max_artifact_age: float = DEFAULT_MAX_ARTIFACT_AGE
+    allow_stale: bool = False
+    #: Push an artifact whose run is not newer than what the gateway holds.
+    force: bool = False
+
+
+@dataclass(frozen=True)
+class HttpAuth:
+    """Authentication and TLS for the Pushgateway / remote-write endpoint."""
+
+    username: str | None = None
+    password: Secret | None = None
+    token: Secret | None = None
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    insecure_skip_verify: bool = False
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    """Where and how to push."""
+
+    url: str
+    job: str = DEFAULT_JOB
+    #: Extra grouping-key labels (``--grouping-key``), in addition to job/project/target.
+    grouping_key: tuple[tuple[str, str], ...] = ()
+    auth: HttpAuth = HttpAuth()
+    timeout: float = 10.0
+    retries: int = 3
+    backoff: float = 1.0
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What a freshness run reports and how (labels, gates)."""
+
+    meta_labels: tuple[str, ...] = ()
+    fail_on: FailOn = FailOn.NEVER
+
+
+def env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+
+
+def parse_duration(text: str, what: str = "duration") -> float:
+    """``90``, ``90s``, ``5m``, ``1h30m``, ``2d`` -> seconds (Prometheus duration units)."""
+    import re
+
+    raw = text.strip()
+    if re.fullmatch(r"\d+(\.\d+)?", raw):
+        return float(raw)
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w|y)", raw)
+    if not parts or "".join(n + u for n, u in parts) != raw:
+        raise UsageError(f"{what} {text!r} is not a duration like 90s, 5m, 1h30m or 2d")
+    return sum(float(n) * _DURATION_UNITS[u] for n, u in parts)
+
+
+def format_duration(seconds: float) -> str:
+    """Seconds -> the shortest Prometheus duration (``7200`` -> ``2h``), for rule files."""
+    whole = int(round(seconds))
+    if whole <= 0:
+        return "0s"
+    out = ""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if whole >= size:
+            out += f"{whole // size}{unit}"
+            whole %= size
+    return out
+
+
+@dataclass(frozen=True)
+class DeliveryOptions:
+    """Where a run goes: any of a Pushgateway and a node_exporter textfile, or stdout (dry run)."""
+
+    gateway: GatewayConfig | None = None
+    textfile: Path | None = None
+    dry_run: bool = False
+    #: Where runs that could not be delivered are kept for ``dbt-prom replay``.
+    spill_dir: Path | None = None

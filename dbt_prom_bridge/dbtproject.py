@@ -1,0 +1,98 @@
+"""What we can learn about a dbt project without importing dbt (which costs ~2 s).
+
+Used by the ``--no-run`` paths: the project name, the target name for the ``target`` label, and
+the target directory where dbt wrote its artifacts. Follows dbt's own lookup order.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dbt_prom_bridge.config import DbtOptions
+
+
+@dataclass(frozen=True)
+class ProjectInfo:
+    name: str | None
+    profile: str | None
+    target_path: str
+
+
+def _load_yaml(path: Path) -> Any:
+    import yaml
+
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+
+
+def _render(value: object) -> str | None:
+    """Render dbt's ``{{ env_var('X', 'default') }}`` in a profile/project value."""
+    if not isinstance(value, str):
+        return None if value is None else str(value)
+    if "{{" not in value:
+        return value
+    from jinja2.sandbox import SandboxedEnvironment
+
+    def env_var(name: str, default: str | None = None) -> str:
+        found = os.environ.get(name, default)
+        return "" if found is None else found
+
+    try:
+        return SandboxedEnvironment().from_string(value).render(env_var=env_var).strip() or None
+    except Exception:  # noqa: BLE001 - anything else in the template means "unknown"
+        return None
+
+
+def project_info(dbt: DbtOptions) -> ProjectInfo:
+    doc = _load_yaml(dbt.project_dir / "dbt_project.yml")
+    doc = doc if isinstance(doc, dict) else {}
+    target_path = (
+        dbt.target_path
+        or os.environ.get("DBT_TARGET_PATH")
+        or _render(doc.get("target-path"))
+        or "target"
+    )
+    return ProjectInfo(
+        name=_render(doc.get("name")),
+        profile=_render(doc.get("profile")),
+        target_path=target_path,
+    )
+
+
+def profiles_dir(dbt: DbtOptions) -> Path:
+    """dbt's order: --profiles-dir, DBT_PROFILES_DIR, the current dir, then ~/.dbt."""
+    if dbt.profiles_dir is not None:
+        return dbt.profiles_dir
+    env = os.environ.get("DBT_PROFILES_DIR")
+    if env:
+        return Path(env)
+    if Path("profiles.yml").exists():
+        return Path()
+    return Path.home() / ".dbt"
+
+
+def target_name(dbt: DbtOptions, info: ProjectInfo | None = None) -> str:
+    """The dbt target for the ``target`` label: --target / DBT_TARGET, else the profile's default."""
+    if dbt.target:
+        return dbt.target
+    env = os.environ.get("DBT_TARGET")
+    if env:
+        return env
+    info = info or project_info(dbt)
+    profiles = _load_yaml(profiles_dir(dbt) / "profiles.yml")
+    if isinstance(profiles, dict) and info.profile and isinstance(profiles.get(info.profile), dict):
+        found = _render(profiles[info.profile].get("target"))
+        if found:
+            return found
+    return "default"
+
+
+def artifacts_dir(dbt: DbtOptions, info: ProjectInfo | None = None) -> Path:
+    info = info or project_info(dbt)
+    path = Path(info.target_path)
+    return path if path.is_absolute() else dbt.project_dir / path

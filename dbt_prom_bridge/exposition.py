@@ -1,0 +1,285 @@
+"""The metric contract: one definition of every series, rendered as Prometheus text.
+
+:func:`families` turns a :class:`~dbt_prom_bridge.model.FreshnessRun` into metric families (the
+only place that knows metric names, help texts and labels). :func:`render` writes them in the
+Prometheus text format 0.0.4 with its escaping rules; it is a plain writer because
+prometheus_client's ``generate_latest`` costs ~10x more at 10k sources (see the README's
+performance section), and its output is checked with ``promtool check metrics`` and parsed back
+with ``prometheus_client.parser`` in the tests. :func:`checks_from_families` is the inverse
+used to merge a partial run with what a Pushgateway already holds.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from dbt_prom_bridge import __version__
+from dbt_prom_bridge.model import (
+    PERIOD_SECONDS,
+    RUN_LABELS,
+    SOURCE_LABELS,
+    STATUSES,
+    FreshnessRun,
+    SourceCheck,
+    Status,
+    Threshold,
+)
+
+STATUS = "dbt_source_freshness_status"
+MAX_LOADED_AT = "dbt_source_max_loaded_at_timestamp_seconds"
+HAS_DATA = "dbt_source_has_data"
+CHECKED_AT = "dbt_source_freshness_checked_timestamp_seconds"
+WARN_AFTER = "dbt_source_freshness_warn_after_seconds"
+ERROR_AFTER = "dbt_source_freshness_error_after_seconds"
+CHECK_DURATION = "dbt_source_freshness_check_duration_seconds"
+RUN_TIMESTAMP = "dbt_source_freshness_run_timestamp_seconds"
+RUN_DURATION = "dbt_source_freshness_run_duration_seconds"
+RUN_SUCCESS = "dbt_source_freshness_run_success"
+SOURCES = "dbt_source_freshness_sources"
+BUILD_INFO = "dbt_prom_bridge_build_info"
+
+#: name -> help text, in exposition order. Rules, dashboards and docs import these names.
+HELP: Mapping[str, str] = {
+    STATUS: "Freshness state of a dbt source: 1 for the current state, 0 for the others.",
+    MAX_LOADED_AT: "Newest loaded_at value dbt found in the source (Unix seconds); absent when it has no data.",
+    HAS_DATA: "0 when dbt found no rows in the source (empty table or filter matching nothing), else 1.",
+    CHECKED_AT: "When dbt checked the source's freshness (dbt's snapshotted_at, Unix seconds).",
+    WARN_AFTER: "Effective dbt warn_after threshold of the source, in seconds.",
+    ERROR_AFTER: "Effective dbt error_after threshold of the source, in seconds.",
+    CHECK_DURATION: "Time dbt spent checking the source's freshness, in seconds.",
+    RUN_TIMESTAMP: "When dbt produced the freshness result (the artifact's generated_at, Unix seconds).",
+    RUN_DURATION: "Wall time of the dbt source freshness run, in seconds.",
+    RUN_SUCCESS: "1 when dbt source freshness ran and produced results, 0 when dbt could not run.",
+    SOURCES: "Number of sources in each freshness state in the last run.",
+    BUILD_INFO: "dbt-prom-bridge and dbt versions that produced these metrics (always 1).",
+}
+PER_SOURCE_METRICS: tuple[str, ...] = (
+    STATUS,
+    MAX_LOADED_AT,
+    HAS_DATA,
+    CHECKED_AT,
+    WARN_AFTER,
+    ERROR_AFTER,
+    CHECK_DURATION,
+)
+RUN_METRICS: tuple[str, ...] = (RUN_TIMESTAMP, RUN_DURATION, RUN_SUCCESS, SOURCES, BUILD_INFO)
+#: Families pushed when dbt could not run: they replace only themselves (HTTP POST).
+FAILURE_METRICS: tuple[str, ...] = (RUN_SUCCESS, BUILD_INFO)
+
+
+@dataclass(slots=True)
+class Family:
+    """One metric family: a gauge with fixed label names and rows of (label values, value)."""
+
+    name: str
+    label_names: tuple[str, ...]
+    rows: list[tuple[tuple[str, ...], float]] = field(default_factory=list)
+
+    @property
+    def help(self) -> str:
+        return HELP[self.name]
+
+
+def source_label_names(meta_labels: Sequence[str]) -> tuple[str, ...]:
+    return (*SOURCE_LABELS, *meta_labels)
+
+
+def source_label_values(run: FreshnessRun, check: SourceCheck) -> tuple[str, ...]:
+    return (
+        run.project,
+        run.target,
+        check.source_name,
+        check.table_name,
+        check.database,
+        check.schema,
+        check.identifier,
+        *check.meta_values,
+    )
+
+
+def families(run: FreshnessRun, only: Iterable[str] | None = None) -> list[Family]:
+    """All metric families of ``run`` (the metric contract), in a fixed order.
+
+    Families without rows are left out. ``only`` limits the output to those names.
+    """
+    names = source_label_names(run.meta_labels)
+    status_names = (*names, "status")
+    fams: dict[str, Family] = {
+        STATUS: Family(STATUS, status_names),
+        **{n: Family(n, names) for n in PER_SOURCE_METRICS if n != STATUS},
+    }
+    status_rows = fams[STATUS].rows
+    loaded_rows, has_data_rows = fams[MAX_LOADED_AT].rows, fams[HAS_DATA].rows
+    checked_rows, duration_rows = fams[CHECKED_AT].rows, fams[CHECK_DURATION].rows
+    warn_rows, error_rows = fams[WARN_AFTER].rows, fams[ERROR_AFTER].rows
+    for check in run.checks:
+        values = source_label_values(run, check)
+        current = check.status
+        for status in STATUSES:
+            status_rows.append(((*values, status.value), 1.0 if status is current else 0.0))
+        if check.max_loaded_at is not None:
+            loaded_rows.append((values, check.max_loaded_at))
+        has_data_rows.append((values, 0.0 if check.has_data is False else 1.0))
+        if check.checked_at is not None:
+            checked_rows.append((values, check.checked_at))
+        if check.warn_after is not None:
+            warn_rows.append((values, float(check.warn_after.seconds)))
+        if check.error_after is not None:
+            error_rows.append((values, float(check.error_after.seconds)))
+        if check.duration is not None:
+            duration_rows.append((values, check.duration))
+
+    run_values = (run.project, run.target)
+    if run.success and run.generated_at is not None:
+        fams[RUN_TIMESTAMP] = Family(RUN_TIMESTAMP, RUN_LABELS, [(run_values, run.generated_at)])
+    if run.success and run.elapsed is not None:
+        fams[RUN_DURATION] = Family(RUN_DURATION, RUN_LABELS, [(run_values, run.elapsed)])
+    fams[RUN_SUCCESS] = Family(RUN_SUCCESS, RUN_LABELS, [(run_values, 1.0 if run.success else 0.0)])
+    if run.success:
+        counts = run.counts()
+        fams[SOURCES] = Family(
+            SOURCES,
+            (*RUN_LABELS, "status"),
+            [((*run_values, s.value), float(counts[s])) for s in STATUSES],
+        )
+    fams[BUILD_INFO] = Family(
+        BUILD_INFO,
+        (*RUN_LABELS, "version", "dbt_version"),
+        [((*run_values, __version__, run.dbt_version or ""), 1.0)],
+    )
+    wanted = set(only) if only is not None else None
+    return [f for f in fams.values() if f.rows and (wanted is None or f.name in wanted)]
+
+
+def escape_label_value(value: str) -> str:
+    """Exposition-format escaping of a label value: backslash, double quote, newline."""
+    if "\\" in value or '"' in value or "\n" in value:
+        return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return value
+
+
+def escape_help(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\n", "\\n")
+
+
+def format_value(value: float) -> str:
+    """Shortest text that parses back to the same float (Go's ParseFloat and Python's float())."""
+    if value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    return repr(value)
+
+
+def _label_text(names: Sequence[str], values: Sequence[str]) -> str:
+    return ",".join(f'{n}="{escape_label_value(v)}"' for n, v in zip(names, values, strict=True))
+
+
+def render_families(fams: Iterable[Family], timestamp_ms: int | None = None) -> str:
+    """Serialize families as Prometheus text format 0.0.4 (``# HELP``, ``# TYPE gauge``, samples)."""
+    out: list[str] = []
+    suffix = f" {timestamp_ms}\n" if timestamp_ms is not None else "\n"
+    # Per-source label sets repeat across families: escape each set once per label-name tuple.
+    caches: dict[tuple[str, ...], dict[tuple[str, ...], str]] = {}
+    for fam in fams:
+        out.append(f"# HELP {fam.name} {escape_help(fam.help)}\n# TYPE {fam.name} gauge\n")
+        names = fam.label_names
+        split = len(names) - 1 if names and names[-1] == "status" else len(names)
+        base_names = names[:split]
+        cache = caches.setdefault(base_names, {})
+        prefix = fam.name + "{"
+        for values, value in fam.rows:
+            base = values[:split]
+            labels = cache.get(base)
+            if labels is None:
+                labels = cache[base] = _label_text(base_names, base)
+            if split < len(names):
+                labels = f'{labels},status="{escape_label_value(values[split])}"'
+            out.append(f"{prefix}{labels}}} {format_value(value)}{suffix}")
+    return "".join(out)
+
+
+def render(run: FreshnessRun, only: Iterable[str] | None = None) -> str:
+    """The exposition text of ``run`` (what ``push --dry-run`` prints and the gateway receives)."""
+    return render_families(families(run, only))
+
+
+def samples(run: FreshnessRun) -> Iterator[tuple[str, tuple[tuple[str, str], ...], float]]:
+    """Flat ``(metric name, ((label, value), ...), value)`` triples, for remote write."""
+    for fam in families(run):
+        for values, value in fam.rows:
+            yield fam.name, tuple(zip(fam.label_names, values, strict=True)), value
+
+
+def threshold_from_seconds(seconds: float) -> Threshold | None:
+    """Invert :attr:`Threshold.seconds`, choosing the largest period that divides it."""
+    if seconds <= 0 or not float(seconds).is_integer():
+        return None
+    whole = int(seconds)
+    for period in ("day", "hour", "minute"):
+        unit = PERIOD_SECONDS[period]
+        if whole % unit == 0:
+            return Threshold(whole // unit, period)
+    return None
+
+
+def checks_from_series(
+    series: Iterable[tuple[str, Mapping[str, str], float]], meta_labels: Sequence[str]
+) -> dict[tuple[str, str, str, str], SourceCheck]:
+    """Rebuild per-source records from exposition series (e.g. what a Pushgateway holds).
+
+    Keyed by (project, target, source_name, table_name). Used to carry the sources a partial
+    (``--select``) run did not check over into the next push, so they are not erased.
+    """
+    found: dict[tuple[str, str, str, str], dict[str, object]] = {}
+    for name, labels, value in series:
+        if name not in PER_SOURCE_METRICS:
+            continue
+        key = (
+            labels.get("project", ""),
+            labels.get("target", ""),
+            labels.get("source_name", ""),
+            labels.get("table_name", ""),
+        )
+        rec = found.setdefault(key, {"labels": labels})
+        if name == STATUS:
+            if value == 1.0:
+                rec["status"] = labels.get("status", "")
+        else:
+            rec[name] = value
+    out: dict[tuple[str, str, str, str], SourceCheck] = {}
+    for key, rec in found.items():
+        labels = rec["labels"]
+        assert isinstance(labels, Mapping)
+        try:
+            status = Status(str(rec.get("status", "")))
+        except ValueError:
+            continue
+        warn = rec.get(WARN_AFTER)
+        err = rec.get(ERROR_AFTER)
+        has_data = rec.get(HAS_DATA)
+        out[key] = SourceCheck(
+            unique_id=f"source.{key[0]}.{key[2]}.{key[3]}",
+            source_name=key[2],
+            table_name=key[3],
+            database=labels.get("database", ""),
+            schema=labels.get("schema", ""),
+            identifier=labels.get("identifier", ""),
+            status=status,
+            max_loaded_at=_opt_float(rec.get(MAX_LOADED_AT)),
+            has_data=None if has_data is None else bool(has_data),
+            checked_at=_opt_float(rec.get(CHECKED_AT)),
+            warn_after=threshold_from_seconds(float(warn)) if isinstance(warn, float) else None,
+            error_after=threshold_from_seconds(float(err)) if isinstance(err, float) else None,
+            duration=_opt_float(rec.get(CHECK_DURATION)),
+            meta_values=tuple(labels.get(k, "") for k in meta_labels),
+        )
+    return out
+
+
+def _opt_float(value: object) -> float | None:
+    return float(value) if isinstance(value, (int, float)) else None

@@ -1,0 +1,476 @@
+"""Frozen records that every output (metrics, rules, dashboards, summaries) is built from.
+
+The readers in :mod:`dbt_prom_bridge.artifacts` and the in-process runner produce
+:class:`FreshnessResult` / :class:`SourceDef` records; :func:`build_run` joins them into one
+:class:`FreshnessRun`. Labels are decided here, once, so metrics, rules and dashboards agree.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+
+from dbt_prom_bridge.errors import ArtifactError, ThresholdError, UsageError
+
+PERIOD_SECONDS: Mapping[str, int] = {"minute": 60, "hour": 3600, "day": 86400}
+
+#: Labels every per-source series carries, in this order, before the ``--meta-label`` keys.
+SOURCE_LABELS: tuple[str, ...] = (
+    "project",
+    "target",
+    "source_name",
+    "table_name",
+    "database",
+    "schema",
+    "identifier",
+)
+#: Labels of the run-level series.
+RUN_LABELS: tuple[str, ...] = ("project", "target")
+#: Label names a ``--meta-label`` key may not take (they are already used, or reserved).
+RESERVED_LABELS: frozenset[str] = frozenset(
+    (*SOURCE_LABELS, "status", "job", "instance", "le", "quantile", "version", "dbt_version", "severity")
+)
+_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+
+
+class Status(str, Enum):
+    """Freshness state of one source, as in the ``dbt_source_freshness_status`` state set."""
+
+    PASS = "pass"
+    WARN = "warn"
+    ERROR = "error"
+    RUNTIME_ERROR = "runtime_error"
+    NOT_RUN = "not_run"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+STATUSES: tuple[Status, ...] = tuple(Status)
+
+#: dbt's spellings (core: lowercase with a space; Fusion: capitalised) -> our state.
+_STATUS_ALIASES: Mapping[str, Status] = {
+    "pass": Status.PASS,
+    "warn": Status.WARN,
+    "error": Status.ERROR,
+    "runtime error": Status.RUNTIME_ERROR,
+    "runtime_error": Status.RUNTIME_ERROR,
+    "runtimeerror": Status.RUNTIME_ERROR,
+    "not_run": Status.NOT_RUN,
+}
+
+
+def parse_status(raw: object) -> Status:
+    """Map a dbt (core or Fusion) freshness status to :class:`Status`; refuse unknown ones."""
+    if isinstance(raw, str):
+        status = _STATUS_ALIASES.get(raw.strip().lower())
+        if status is not None:
+            return status
+    raise ArtifactError(
+        f"unknown freshness status {raw!r}; expected one of pass, warn, error, runtime error"
+    )
+
+
+class FailOn(str, Enum):
+    """``--fail-on`` gate levels."""
+
+    NEVER = "never"
+    WARN = "warn"
+    ERROR = "error"
+
+    def trips(self, status: Status) -> bool:
+        """True when a source in ``status`` should make the command exit 1."""
+        if self is FailOn.NEVER:
+            return False
+        if self is FailOn.ERROR:
+            return status in (Status.ERROR, Status.RUNTIME_ERROR)
+        return status is not Status.PASS
+
+
+@dataclass(frozen=True, slots=True)
+class Threshold:
+    """A dbt ``warn_after`` / ``error_after``: ``count`` ``period`` s."""
+
+    count: int
+    period: str
+
+    @property
+    def seconds(self) -> int:
+        return self.count * PERIOD_SECONDS[self.period]
+
+    def human(self) -> str:
+        unit = self.period if self.count == 1 else f"{self.period}s"
+        return f"{self.count} {unit}"
+
+    @classmethod
+    def parse(cls, raw: object) -> Threshold | None:
+        """Parse dbt's ``{"count": N, "period": "hour"}``; ``None`` when unset (count/period null).
+
+        Raises :class:`ThresholdError` for values that cannot be a threshold (count <= 0,
+        non-integer count, unknown period); the caller adds which source it belongs to.
+        """
+        if raw is None:
+            return None
+        if not isinstance(raw, Mapping):
+            raise ThresholdError(f"threshold {raw!r} is not an object with count and period")
+        count, period = raw.get("count"), raw.get("period")
+        if count is None and period is None:
+            return None
+        if count is None or period is None:
+            raise ThresholdError(f"threshold {dict(raw)!r} sets only one of count and period")
+        if isinstance(count, bool) or not isinstance(count, (int, float)) or count != int(count):
+            raise ThresholdError(f"threshold count {count!r} is not a whole number")
+        if int(count) <= 0:
+            raise ThresholdError(f"threshold count {count!r} must be positive")
+        norm = str(period).strip().lower()
+        if norm not in PERIOD_SECONDS:
+            raise ThresholdError(f"threshold period {period!r} is not one of minute, hour, day")
+        return cls(int(count), norm)
+
+
+def meta_value(value: object) -> str:
+    """A dbt ``meta`` value as a label value: strings as is, the rest as compact JSON."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def validate_meta_labels(keys: Iterable[str]) -> tuple[str, ...]:
+    """Check ``--meta-label`` keys are usable label names; keep order, drop duplicates."""
+    out: list[str] = []
+    for key in keys:
+        if not _LABEL_NAME.match(key) or key.startswith("__"):
+            raise UsageError(
+                f"--meta-label {key!r} is not a valid Prometheus label name "
+                "(letters, digits and _, not starting with a digit or __)"
+            )
+        if key in RESERVED_LABELS:
+            raise UsageError(f"--meta-label {key!r} collides with a label dbt-prom-bridge already sets")
+        if key not in out:
+            out.append(key)
+    return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class FreshnessResult:
+    """One entry of ``sources.json`` (or of an in-process run), version differences removed."""
+
+    unique_id: str
+    status: Status
+    #: Unix seconds of the newest row; ``None`` when the table has no data or it is unknown.
+    max_loaded_at: float | None = None
+    #: False for dbt's year-1 "no data" sentinel, None when unknown (runtime error).
+    has_data: bool | None = None
+    snapshotted_at: float | None = None
+    age_seconds: float | None = None
+    warn_after: Threshold | None = None
+    error_after: Threshold | None = None
+    filter: str | None = None
+    execution_time: float | None = None
+    error: str | None = None
+    #: False when the artifact carried no ``criteria`` (runtime errors): take thresholds from the manifest.
+    has_criteria: bool = False
+    threshold_problems: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SourcesArtifact:
+    """A ``sources.json`` (or an in-process run) as records."""
+
+    schema_version: str | None
+    dbt_version: str | None
+    #: When dbt produced the result (``metadata.generated_at``), Unix seconds.
+    generated_at: float | None
+    invocation_id: str | None
+    elapsed_time: float | None
+    results: tuple[FreshnessResult, ...]
+    path: str | None = None
+    #: Entries skipped because they are not sources (Fusion freshness.json covers models too).
+    skipped_non_sources: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SourceDef:
+    """A source table as the manifest declares it, with thresholds already inherited."""
+
+    unique_id: str
+    package: str
+    source_name: str
+    table_name: str
+    database: str
+    schema: str
+    identifier: str
+    warn_after: Threshold | None
+    error_after: Threshold | None
+    filter: str | None
+    loaded_at_field: str | None
+    loaded_at_query: str | None
+    #: ``source_meta`` overlaid with the table's ``meta`` (the table wins), values as strings.
+    meta: tuple[tuple[str, str], ...]
+    threshold_problems: tuple[str, ...] = ()
+
+    @property
+    def has_freshness(self) -> bool:
+        return self.warn_after is not None or self.error_after is not None
+
+    def meta_get(self, key: str) -> str:
+        for k, v in self.meta:
+            if k == key:
+                return v
+        return ""
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    """The parts of ``manifest.json`` this tool uses."""
+
+    project_name: str | None
+    schema_version: str | None
+    dbt_version: str | None
+    generated_at: float | None
+    invocation_id: str | None
+    sources: Mapping[str, SourceDef]
+    path: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SourceCheck:
+    """One source in one run: labels, state, times and effective thresholds."""
+
+    unique_id: str
+    source_name: str
+    table_name: str
+    database: str
+    schema: str
+    identifier: str
+    status: Status
+    max_loaded_at: float | None
+    has_data: bool | None
+    checked_at: float | None
+    warn_after: Threshold | None
+    error_after: Threshold | None
+    duration: float | None
+    #: Values of the ``--meta-label`` keys, in the run's ``meta_labels`` order.
+    meta_values: tuple[str, ...] = ()
+    #: All meta of the source (for runbook URLs and summaries), sorted by key.
+    meta: tuple[tuple[str, str], ...] = ()
+    error: str | None = None
+    age_seconds: float | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.source_name, self.table_name)
+
+    def meta_get(self, key: str) -> str:
+        for k, v in self.meta:
+            if k == key:
+                return v
+        return ""
+
+
+@dataclass(frozen=True, slots=True)
+class FreshnessRun:
+    """Everything one push/serve/status is about."""
+
+    project: str
+    target: str
+    checks: tuple[SourceCheck, ...]
+    #: When dbt produced the result (artifact ``generated_at``), never the push time.
+    generated_at: float | None
+    elapsed: float | None
+    #: False when dbt could not run at all (then ``checks`` is empty).
+    success: bool
+    dbt_version: str | None = None
+    invocation_id: str | None = None
+    schema_version: str | None = None
+    meta_labels: tuple[str, ...] = ()
+    #: True for a ``--select``/``--exclude`` run: it says nothing about sources it did not check.
+    partial: bool = False
+    warnings: tuple[str, ...] = ()
+    error: str | None = None
+
+    def counts(self) -> dict[Status, int]:
+        out = dict.fromkeys(STATUSES, 0)
+        for check in self.checks:
+            out[check.status] += 1
+        return out
+
+    def tripped(self, fail_on: FailOn) -> list[SourceCheck]:
+        return [c for c in self.checks if fail_on.trips(c.status)]
+
+
+def split_unique_id(unique_id: str) -> tuple[str, str, str]:
+    """``source.<package>.<source>.<table>`` -> (package, source, table)."""
+    parts = unique_id.split(".", 3)
+    if len(parts) != 4 or parts[0] != "source" or not all(parts[1:]):
+        raise ArtifactError(f"result unique_id {unique_id!r} is not source.<project>.<source>.<table>")
+    return parts[1], parts[2], parts[3]
+
+
+@dataclass(frozen=True, slots=True)
+class RunContext:
+    """What a run needs besides the artifacts: where it ran and which labels to add."""
+
+    target: str
+    project: str | None = None
+    meta_labels: tuple[str, ...] = ()
+    partial: bool = False
+    extra_warnings: tuple[str, ...] = field(default=())
+
+
+def _project_of(artifact: SourcesArtifact, manifest: Manifest | None, explicit: str | None) -> str:
+    if explicit:
+        return explicit
+    if manifest is not None and manifest.project_name:
+        return manifest.project_name
+    packages: dict[str, int] = {}
+    for result in artifact.results:
+        pkg = result.unique_id.split(".", 2)[1] if result.unique_id.count(".") >= 2 else ""
+        packages[pkg] = packages.get(pkg, 0) + 1
+    if packages:
+        return max(sorted(packages), key=lambda p: packages[p])
+    if manifest is not None:
+        pkgs = sorted({s.package for s in manifest.sources.values()})
+        if pkgs:
+            return pkgs[0]
+    return ""
+
+
+def check_same_project(artifact: SourcesArtifact, manifest: Manifest) -> None:
+    """Refuse a manifest that describes another project than the sources.json."""
+    if not artifact.results or not manifest.sources:
+        return
+    if any(r.unique_id in manifest.sources for r in artifact.results):
+        return
+    found = sorted({r.unique_id.split(".")[1] for r in artifact.results if r.unique_id.count(".") >= 2})
+    raise ArtifactError(
+        f"manifest {manifest.path or ''} (project {manifest.project_name or '?'}) knows none of the "
+        f"{len(artifact.results)} sources in the sources.json (project {', '.join(found) or '?'}); "
+        "pass the manifest.json of the same project with --manifest"
+    )
+
+
+def build_run(
+    artifact: SourcesArtifact,
+    manifest: Manifest | None,
+    context: RunContext,
+) -> FreshnessRun:
+    """Join freshness results with the manifest into a :class:`FreshnessRun` (pure).
+
+    - Labels and meta come from the manifest when it knows the source, else from the unique_id
+      (``identifier`` then defaults to the table name, ``database``/``schema`` stay empty).
+    - Thresholds come from the result's criteria (what dbt evaluated); runtime errors carry
+      none, so theirs come from the manifest.
+    - Without a selection, every manifest source with freshness configured and no result is
+      ``not_run`` (this is how runtime errors dropped from sources.json show up).
+    """
+    if manifest is not None:
+        check_same_project(artifact, manifest)
+    project = _project_of(artifact, manifest, context.project)
+    warnings: list[str] = list(context.extra_warnings)
+    checks: dict[str, SourceCheck] = {}
+    defs = manifest.sources if manifest is not None else {}
+    meta_keys = context.meta_labels
+
+    for result in artifact.results:
+        sdef = defs.get(result.unique_id)
+        if sdef is None:
+            _, source_name, table_name = split_unique_id(result.unique_id)
+            database = schema = ""
+            identifier = table_name
+            meta: tuple[tuple[str, str], ...] = ()
+        else:
+            source_name, table_name = sdef.source_name, sdef.table_name
+            database, schema, identifier = sdef.database, sdef.schema, sdef.identifier
+            meta = sdef.meta
+        warn_after, error_after = result.warn_after, result.error_after
+        if not result.has_criteria and sdef is not None:
+            warn_after, error_after = sdef.warn_after, sdef.error_after
+        warnings.extend(f"{source_name}.{table_name}: {p}" for p in result.threshold_problems)
+        meta_map = dict(meta)
+        checks[result.unique_id] = SourceCheck(
+            unique_id=result.unique_id,
+            source_name=source_name,
+            table_name=table_name,
+            database=database,
+            schema=schema,
+            identifier=identifier,
+            status=result.status,
+            max_loaded_at=result.max_loaded_at,
+            has_data=result.has_data,
+            checked_at=result.snapshotted_at,
+            warn_after=warn_after,
+            error_after=error_after,
+            duration=result.execution_time,
+            meta_values=tuple(meta_map.get(k, "") for k in meta_keys),
+            meta=meta,
+            error=result.error,
+            age_seconds=result.age_seconds,
+        )
+
+    if not context.partial:
+        for uid, sdef in defs.items():
+            if uid in checks or not sdef.has_freshness:
+                continue
+            meta_map = dict(sdef.meta)
+            checks[uid] = SourceCheck(
+                unique_id=uid,
+                source_name=sdef.source_name,
+                table_name=sdef.table_name,
+                database=sdef.database,
+                schema=sdef.schema,
+                identifier=sdef.identifier,
+                status=Status.NOT_RUN,
+                max_loaded_at=None,
+                has_data=None,
+                checked_at=None,
+                warn_after=sdef.warn_after,
+                error_after=sdef.error_after,
+                duration=None,
+                meta_values=tuple(meta_map.get(k, "") for k in meta_keys),
+                meta=sdef.meta,
+            )
+    if artifact.skipped_non_sources:
+        warnings.append(
+            f"{artifact.skipped_non_sources} non-source freshness result(s) (models) ignored: "
+            "the metric contract covers sources"
+        )
+    ordered = tuple(sorted(checks.values(), key=lambda c: (c.source_name, c.table_name, c.unique_id)))
+    return FreshnessRun(
+        project=project,
+        target=context.target,
+        checks=ordered,
+        generated_at=artifact.generated_at,
+        elapsed=artifact.elapsed_time,
+        success=True,
+        dbt_version=artifact.dbt_version,
+        invocation_id=artifact.invocation_id,
+        schema_version=artifact.schema_version,
+        meta_labels=meta_keys,
+        partial=context.partial,
+        warnings=tuple(warnings),
+    )
+
+
+def failed_run(
+    context: RunContext, project: str, error: str, dbt_version: str | None = None
+) -> FreshnessRun:
+    """The run-level record pushed when dbt could not run (exit 3): no per-source checks."""
+    return FreshnessRun(
+        project=project,
+        target=context.target,
+        checks=(),
+        generated_at=None,
+        elapsed=None,
+        success=False,
+        dbt_version=dbt_version,
+        meta_labels=context.meta_labels,
+        partial=context.partial,
+        error=error,
+    )
+

@@ -1,0 +1,110 @@
+"""Human and machine summaries of a run: the stderr table and ``--format json``."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from dbt_prom_bridge.artifacts import human_duration
+from dbt_prom_bridge.model import STATUSES, FreshnessRun, SourceCheck, Status
+
+_COLOURS = {
+    Status.PASS: "\x1b[32m",
+    Status.WARN: "\x1b[33m",
+    Status.ERROR: "\x1b[31m",
+    Status.RUNTIME_ERROR: "\x1b[35m",
+    Status.NOT_RUN: "\x1b[90m",
+}
+_RESET = "\x1b[0m"
+
+
+def age_of(check: SourceCheck, now: float) -> float | None:
+    """Age of the data now (not at check time): what the alert rules compute too."""
+    if check.max_loaded_at is None:
+        return None
+    return now - check.max_loaded_at
+
+
+def _age_text(check: SourceCheck, now: float) -> str:
+    if check.has_data is False:
+        return "no data"
+    age = age_of(check, now)
+    if age is None:
+        return "-"
+    text = human_duration(age)
+    return f"{text} (future)" if age < 0 else text
+
+
+def _threshold_text(check: SourceCheck) -> str:
+    parts = []
+    if check.warn_after is not None:
+        parts.append(f"warn {check.warn_after.human()}")
+    if check.error_after is not None:
+        parts.append(f"error {check.error_after.human()}")
+    return ", ".join(parts) or "-"
+
+
+def table(run: FreshnessRun, colour: bool = False, now: Callable[[], float] = time.time) -> str:
+    """A plain-text table: source, status, age, threshold; then a one-line total."""
+    t = now()
+    rows = [("SOURCE", "STATUS", "AGE", "THRESHOLD")]
+    for check in run.checks:
+        name = f"{check.source_name}.{check.table_name}"
+        rows.append((name, check.status.value, _age_text(check, t), _threshold_text(check)))
+    widths = [min(60, max(len(r[i]) for r in rows)) for i in range(4)]
+    lines = []
+    for index, row in enumerate(rows):
+        cells = [row[i][: widths[i]].ljust(widths[i]) for i in range(4)]
+        if colour and index:
+            status = Status(row[1])
+            cells[1] = f"{_COLOURS[status]}{cells[1]}{_RESET}"
+        lines.append("  ".join(cells).rstrip())
+    counts = run.counts()
+    total = ", ".join(f"{counts[s]} {s.value}" for s in STATUSES if counts[s])
+    where = f"{run.project}/{run.target}" if run.project else run.target
+    lines.append(f"{len(run.checks)} sources in {where}: {total or 'none'}")
+    return "\n".join(lines)
+
+
+def as_dict(run: FreshnessRun, now: Callable[[], float] = time.time) -> dict[str, Any]:
+    """The same information as :func:`table`, as JSON-ready data (``--format json``)."""
+    t = now()
+    return {
+        "project": run.project,
+        "target": run.target,
+        "success": run.success,
+        "partial": run.partial,
+        "generated_at": run.generated_at,
+        "elapsed": run.elapsed,
+        "dbt_version": run.dbt_version,
+        "invocation_id": run.invocation_id,
+        "counts": {s.value: n for s, n in run.counts().items()},
+        "error": run.error,
+        "warnings": list(run.warnings),
+        "sources": [
+            {
+                "unique_id": c.unique_id,
+                "source_name": c.source_name,
+                "table_name": c.table_name,
+                "database": c.database,
+                "schema": c.schema,
+                "identifier": c.identifier,
+                "status": c.status.value,
+                "has_data": c.has_data,
+                "max_loaded_at": c.max_loaded_at,
+                "checked_at": c.checked_at,
+                "age_seconds": age_of(c, t),
+                "warn_after_seconds": c.warn_after.seconds if c.warn_after else None,
+                "error_after_seconds": c.error_after.seconds if c.error_after else None,
+                "meta": dict(zip(run.meta_labels, c.meta_values, strict=True)),
+                "error": c.error,
+            }
+            for c in run.checks
+        ],
+    }
+
+
+def as_json(run: FreshnessRun, now: Callable[[], float] = time.time) -> str:
+    return json.dumps(as_dict(run, now), indent=2, sort_keys=True)
