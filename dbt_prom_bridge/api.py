@@ -174,7 +174,8 @@ def check_not_already_pushed(run: FreshnessRun, gateway: GatewayConfig) -> None:
     if run.generated_at < held:
         raise ArtifactError(
             f"this sources.json is {human_duration(held - run.generated_at)} older than the run the "
-            "gateway holds for this grouping key; pushing it would replace newer data (--force to do it anyway)"
+            "gateway holds for this grouping key; pushing it would replace newer data "
+            "(--force to do it anyway)"
         )
 
 

@@ -140,7 +140,7 @@ def parse_sources(doc: Any, path: str | None = None) -> SourcesArtifact:
             "re-run `dbt source freshness` with dbt >= 0.19"
         )
     kind, version = schema
-    if kind == "manifest" or kind == "run-results" or kind == "catalog":
+    if kind in {"manifest", "run-results", "catalog"}:
         raise ArtifactError(f"{name} is a {kind}.json (schema {kind}/v{version}), not a sources.json")
     if kind not in SOURCES_VERSIONS:
         raise ArtifactError(f"{name} has unknown schema {kind!r}; expected a dbt sources.json")
@@ -174,7 +174,9 @@ def parse_sources(doc: Any, path: str | None = None) -> SourcesArtifact:
         try:
             split_unique_id(uid)
         except ArtifactError as exc:
-            raise ArtifactError(f"{name}: results[{index}]: {exc}; the file looks edited or scrubbed") from None
+            raise ArtifactError(
+                f"{name}: results[{index}]: {exc}; the file looks edited or scrubbed"
+            ) from None
         results.append(_result(entry, uid, name))
     return SourcesArtifact(
         schema_version=f"{kind}/v{version}",
@@ -306,8 +308,11 @@ def _source_def(uid: str, node: Mapping[str, Any], name: str) -> SourceDef:
         problems = ()
         flt = None
     meta: dict[str, str] = {}
-    for layer in (node.get("source_meta"), config.get("meta") if isinstance(config, Mapping) else None,
-                  node.get("meta")):
+    for layer in (
+        node.get("source_meta"),
+        config.get("meta") if isinstance(config, Mapping) else None,
+        node.get("meta"),
+    ):
         if isinstance(layer, Mapping):
             meta.update({str(k): meta_value(v) for k, v in layer.items()})
     table_name = _str(node, "name", table)

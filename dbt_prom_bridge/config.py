@@ -36,9 +36,7 @@ class Secret:
         return bool(self._value)
 
     @classmethod
-    def from_sources(
-        cls, value: str | None, file: Path | None, what: str
-    ) -> Secret | None:
+    def from_sources(cls, value: str | None, file: Path | None, what: str) -> Secret | None:
         """The secret from a value (flag/env) or a file (first line, stripped)."""
         if value and file:
             raise UsageError(f"give the {what} either directly or as a file, not both")
@@ -142,7 +140,7 @@ def parse_duration(text: str, what: str = "duration") -> float:
 
 def format_duration(seconds: float) -> str:
     """Seconds -> the shortest Prometheus duration (``7200`` -> ``2h``), for rule files."""
-    whole = int(round(seconds))
+    whole = round(seconds)
     if whole <= 0:
         return "0s"
     out = ""

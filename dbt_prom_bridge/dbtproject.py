@@ -44,7 +44,7 @@ def _render(value: object) -> str | None:
 
     try:
         return SandboxedEnvironment().from_string(value).render(env_var=env_var).strip() or None
-    except Exception:  # noqa: BLE001 - anything else in the template means "unknown"
+    except Exception:
         return None
 
 
@@ -52,10 +52,7 @@ def project_info(dbt: DbtOptions) -> ProjectInfo:
     doc = _load_yaml(dbt.project_dir / "dbt_project.yml")
     doc = doc if isinstance(doc, dict) else {}
     target_path = (
-        dbt.target_path
-        or os.environ.get("DBT_TARGET_PATH")
-        or _render(doc.get("target-path"))
-        or "target"
+        dbt.target_path or os.environ.get("DBT_TARGET_PATH") or _render(doc.get("target-path")) or "target"
     )
     return ProjectInfo(
         name=_render(doc.get("name")),

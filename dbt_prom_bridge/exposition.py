@@ -43,7 +43,9 @@ BUILD_INFO = "dbt_prom_bridge_build_info"
 #: name -> help text, in exposition order. Rules, dashboards and docs import these names.
 HELP: Mapping[str, str] = {
     STATUS: "Freshness state of a dbt source: 1 for the current state, 0 for the others.",
-    MAX_LOADED_AT: "Newest loaded_at value dbt found in the source (Unix seconds); absent when it has no data.",
+    MAX_LOADED_AT: (
+        "Newest loaded_at value dbt found in the source (Unix seconds); absent when it has no data."
+    ),
     HAS_DATA: "0 when dbt found no rows in the source (empty table or filter matching nothing), else 1.",
     CHECKED_AT: "When dbt checked the source's freshness (dbt's snapshotted_at, Unix seconds).",
     WARN_AFTER: "Effective dbt warn_after threshold of the source, in seconds.",
@@ -227,6 +229,13 @@ def threshold_from_seconds(seconds: float) -> Threshold | None:
     return None
 
 
+@dataclass(slots=True)
+class _Held:
+    labels: Mapping[str, str]
+    status: str = ""
+    values: dict[str, float] = field(default_factory=dict)
+
+
 def checks_from_series(
     series: Iterable[tuple[str, Mapping[str, str], float]], meta_labels: Sequence[str]
 ) -> dict[tuple[str, str, str, str], SourceCheck]:
@@ -235,7 +244,7 @@ def checks_from_series(
     Keyed by (project, target, source_name, table_name). Used to carry the sources a partial
     (``--select``) run did not check over into the next push, so they are not erased.
     """
-    found: dict[tuple[str, str, str, str], dict[str, object]] = {}
+    found: dict[tuple[str, str, str, str], _Held] = {}
     for name, labels, value in series:
         if name not in PER_SOURCE_METRICS:
             continue
@@ -245,23 +254,20 @@ def checks_from_series(
             labels.get("source_name", ""),
             labels.get("table_name", ""),
         )
-        rec = found.setdefault(key, {"labels": labels})
-        if name == STATUS:
-            if value == 1.0:
-                rec["status"] = labels.get("status", "")
-        else:
-            rec[name] = value
+        held = found.setdefault(key, _Held(labels))
+        if name != STATUS:
+            held.values[name] = value
+        elif value == 1.0:
+            held.status = labels.get("status", "")
     out: dict[tuple[str, str, str, str], SourceCheck] = {}
-    for key, rec in found.items():
-        labels = rec["labels"]
-        assert isinstance(labels, Mapping)
+    for key, held in found.items():
         try:
-            status = Status(str(rec.get("status", "")))
+            status = Status(held.status)
         except ValueError:
             continue
-        warn = rec.get(WARN_AFTER)
-        err = rec.get(ERROR_AFTER)
-        has_data = rec.get(HAS_DATA)
+        labels, values = held.labels, held.values
+        warn, err = values.get(WARN_AFTER), values.get(ERROR_AFTER)
+        has_data = values.get(HAS_DATA)
         out[key] = SourceCheck(
             unique_id=f"source.{key[0]}.{key[2]}.{key[3]}",
             source_name=key[2],
@@ -270,16 +276,12 @@ def checks_from_series(
             schema=labels.get("schema", ""),
             identifier=labels.get("identifier", ""),
             status=status,
-            max_loaded_at=_opt_float(rec.get(MAX_LOADED_AT)),
+            max_loaded_at=values.get(MAX_LOADED_AT),
             has_data=None if has_data is None else bool(has_data),
-            checked_at=_opt_float(rec.get(CHECKED_AT)),
-            warn_after=threshold_from_seconds(float(warn)) if isinstance(warn, float) else None,
-            error_after=threshold_from_seconds(float(err)) if isinstance(err, float) else None,
-            duration=_opt_float(rec.get(CHECK_DURATION)),
+            checked_at=values.get(CHECKED_AT),
+            warn_after=None if warn is None else threshold_from_seconds(warn),
+            error_after=None if err is None else threshold_from_seconds(err),
+            duration=values.get(CHECK_DURATION),
             meta_values=tuple(labels.get(k, "") for k in meta_labels),
         )
     return out
-
-
-def _opt_float(value: object) -> float | None:
-    return float(value) if isinstance(value, (int, float)) else None

@@ -69,9 +69,7 @@ def parse_status(raw: object) -> Status:
         status = _STATUS_ALIASES.get(raw.strip().lower())
         if status is not None:
             return status
-    raise ArtifactError(
-        f"unknown freshness status {raw!r}; expected one of pass, warn, error, runtime error"
-    )
+    raise ArtifactError(f"unknown freshness status {raw!r}; expected one of pass, warn, error, runtime error")
 
 
 class FailOn(str, Enum):
@@ -457,9 +455,7 @@ def build_run(
     )
 
 
-def failed_run(
-    context: RunContext, project: str, error: str, dbt_version: str | None = None
-) -> FreshnessRun:
+def failed_run(context: RunContext, project: str, error: str, dbt_version: str | None = None) -> FreshnessRun:
     """The run-level record pushed when dbt could not run (exit 3): no per-source checks."""
     return FreshnessRun(
         project=project,
@@ -473,4 +469,3 @@ def failed_run(
         partial=context.partial,
         error=error,
     )
-

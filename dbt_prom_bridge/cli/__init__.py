@@ -29,7 +29,10 @@ Exit codes:
 
 #: command name -> (module, short help). Modules are imported lazily.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "push": ("dbt_prom_bridge.cli.push", "Run dbt source freshness (or read its artifacts) and push the metrics."),
+    "push": (
+        "dbt_prom_bridge.cli.push",
+        "Run dbt source freshness (or read its artifacts) and push the metrics.",
+    ),
 }
 
 
@@ -56,8 +59,12 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, epilog=EXIT_CODES_HELP, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="dbt-prom")
-@click.option("--debug", is_flag=True, envvar="DBT_PROM_DEBUG",
-              help="Show tracebacks for errors (secrets are still redacted).  [env: DBT_PROM_DEBUG]")
+@click.option(
+    "--debug",
+    is_flag=True,
+    envvar="DBT_PROM_DEBUG",
+    help="Show tracebacks for errors (secrets are still redacted).  [env: DBT_PROM_DEBUG]",
+)
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:
     """dbt source freshness as Prometheus metrics, alert rules and dashboards.

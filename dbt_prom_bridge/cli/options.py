@@ -37,19 +37,39 @@ def env_help(text: str, env: str) -> str:
 
 
 dbt_options = _stack(
-    click.option("--project-dir", type=click.Path(file_okay=False, path_type=Path), default=".",
-                 envvar="DBT_PROJECT_DIR", show_default=True,
-                 help=env_help("dbt project directory (as in dbt).", "DBT_PROJECT_DIR")),
-    click.option("--profiles-dir", type=click.Path(file_okay=False, path_type=Path), envvar="DBT_PROFILES_DIR",
-                 help=env_help("Directory of profiles.yml (as in dbt).", "DBT_PROFILES_DIR")),
-    click.option("--target", "-t", envvar="DBT_TARGET",
-                 help=env_help("dbt target (as in dbt); also the `target` label.", "DBT_TARGET")),
-    click.option("--select", "-s", multiple=True,
-                 help="dbt selection (as in dbt). A selected run updates only the sources it checks."),
+    click.option(
+        "--project-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=".",
+        envvar="DBT_PROJECT_DIR",
+        show_default=True,
+        help=env_help("dbt project directory (as in dbt).", "DBT_PROJECT_DIR"),
+    ),
+    click.option(
+        "--profiles-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        envvar="DBT_PROFILES_DIR",
+        help=env_help("Directory of profiles.yml (as in dbt).", "DBT_PROFILES_DIR"),
+    ),
+    click.option(
+        "--target",
+        "-t",
+        envvar="DBT_TARGET",
+        help=env_help("dbt target (as in dbt); also the `target` label.", "DBT_TARGET"),
+    ),
+    click.option(
+        "--select",
+        "-s",
+        multiple=True,
+        help="dbt selection (as in dbt). A selected run updates only the sources it checks.",
+    ),
     click.option("--exclude", multiple=True, help="dbt exclusion (as in dbt)."),
     click.option("--vars", help="dbt --vars (YAML string, as in dbt)."),
-    click.option("--target-path", envvar="DBT_TARGET_PATH",
-                 help=env_help("dbt target path (as in dbt), where artifacts are written.", "DBT_TARGET_PATH")),
+    click.option(
+        "--target-path",
+        envvar="DBT_TARGET_PATH",
+        help=env_help("dbt target path (as in dbt), where artifacts are written.", "DBT_TARGET_PATH"),
+    ),
 )
 
 
@@ -74,25 +94,51 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> 
         raise click.BadParameter(str(exc)) from None
 
 
-def duration_option(*names: str, default: str | None, help: str, envvar: str | None = None) -> Callable[[F], F]:
-    return click.option(*names, default=default, callback=_duration, envvar=envvar, show_default=True,
-                        metavar="DURATION", help=env_help(help, envvar) if envvar else help)
+def duration_option(
+    *names: str, default: str | None, help: str, envvar: str | None = None
+) -> Callable[[F], F]:
+    return click.option(
+        *names,
+        default=default,
+        callback=_duration,
+        envvar=envvar,
+        show_default=True,
+        metavar="DURATION",
+        help=env_help(help, envvar) if envvar else help,
+    )
 
 
 artifact_options = _stack(
     click.option("--no-run", is_flag=True, help="Do not run dbt: read the artifacts a previous run left."),
-    click.option("--artifacts-dir", type=click.Path(file_okay=False, path_type=Path),
-                 envvar="DBT_PROM_ARTIFACTS_DIR",
-                 help=env_help("Where sources.json/manifest.json are (default: the project's target dir).",
-                               "DBT_PROM_ARTIFACTS_DIR")),
-    click.option("--sources-json", type=click.Path(dir_okay=False, path_type=Path),
-                 help="sources.json to read (with --no-run)."),
-    click.option("--manifest", type=click.Path(dir_okay=False, path_type=Path),
-                 help="manifest.json to read (optional with --no-run; without it, configured-but-missing "
-                      "sources cannot be detected)."),
-    duration_option("--max-artifact-age", default="1h", envvar="DBT_PROM_MAX_ARTIFACT_AGE",
-                    help="With --no-run, refuse a sources.json older than this."),
-    click.option("--allow-stale-artifact", is_flag=True, help="With --no-run, accept an artifact of any age."),
+    click.option(
+        "--artifacts-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        envvar="DBT_PROM_ARTIFACTS_DIR",
+        help=env_help(
+            "Where sources.json/manifest.json are (default: the project's target dir).",
+            "DBT_PROM_ARTIFACTS_DIR",
+        ),
+    ),
+    click.option(
+        "--sources-json",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="sources.json to read (with --no-run).",
+    ),
+    click.option(
+        "--manifest",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="manifest.json to read (optional with --no-run; without it, configured-but-missing "
+        "sources cannot be detected).",
+    ),
+    duration_option(
+        "--max-artifact-age",
+        default="1h",
+        envvar="DBT_PROM_MAX_ARTIFACT_AGE",
+        help="With --no-run, refuse a sources.json older than this.",
+    ),
+    click.option(
+        "--allow-stale-artifact", is_flag=True, help="With --no-run, accept an artifact of any age."
+    ),
 )
 
 
@@ -109,9 +155,15 @@ def artifact_config(kw: dict[str, Any]) -> ArtifactOptions:
 
 
 meta_label_option = click.option(
-    "--meta-label", "meta_labels", multiple=True, metavar="KEY", envvar="DBT_PROM_META_LABELS",
-    help=env_help("Copy this dbt meta key (e.g. owner, team) into a label. Repeatable.",
-                  "DBT_PROM_META_LABELS, space-separated"),
+    "--meta-label",
+    "meta_labels",
+    multiple=True,
+    metavar="KEY",
+    envvar="DBT_PROM_META_LABELS",
+    help=env_help(
+        "Copy this dbt meta key (e.g. owner, team) into a label. Repeatable.",
+        "DBT_PROM_META_LABELS, space-separated",
+    ),
 )
 
 
@@ -119,7 +171,9 @@ def meta_labels(kw: dict[str, Any]) -> tuple[str, ...]:
     return validate_meta_labels(kw.pop("meta_labels"))
 
 
-def _key_value(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+def _key_value(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> tuple[tuple[str, str], ...]:
     out = []
     for item in values:
         key, sep, value = item.partition("=")
@@ -130,34 +184,82 @@ def _key_value(ctx: click.Context, param: click.Parameter, values: tuple[str, ..
 
 
 gateway_options = _stack(
-    click.option("--gateway", envvar="DBT_PROM_GATEWAY", metavar="URL",
-                 help=env_help("Pushgateway URL, e.g. http://pushgateway:9091 (may embed user:password@).",
-                               "DBT_PROM_GATEWAY")),
-    click.option("--job", default=DEFAULT_JOB, show_default=True, envvar="DBT_PROM_JOB",
-                 help=env_help("Pushgateway job label.", "DBT_PROM_JOB")),
-    click.option("--grouping-key", multiple=True, metavar="KEY=VALUE", callback=_key_value,
-                 help="Extra grouping-key label (besides job, project, target). Repeatable."),
-    click.option("--gateway-user", envvar="DBT_PROM_GATEWAY_USER",
-                 help=env_help("Basic-auth user; the password comes from DBT_PROM_GATEWAY_PASSWORD "
-                               "or --gateway-password-file.", "DBT_PROM_GATEWAY_USER")),
-    click.option("--gateway-password-file", type=click.Path(dir_okay=False, path_type=Path),
-                 envvar="DBT_PROM_GATEWAY_PASSWORD_FILE",
-                 help=env_help("File holding the basic-auth password.", "DBT_PROM_GATEWAY_PASSWORD_FILE")),
-    click.option("--gateway-token-file", type=click.Path(dir_okay=False, path_type=Path),
-                 envvar="DBT_PROM_GATEWAY_TOKEN_FILE",
-                 help=env_help("File holding a bearer token (or set DBT_PROM_GATEWAY_TOKEN).",
-                               "DBT_PROM_GATEWAY_TOKEN_FILE")),
-    click.option("--gateway-ca", type=click.Path(dir_okay=False, path_type=Path), envvar="DBT_PROM_GATEWAY_CA",
-                 help=env_help("CA bundle to verify the gateway's TLS certificate.", "DBT_PROM_GATEWAY_CA")),
-    click.option("--gateway-cert", type=click.Path(dir_okay=False, path_type=Path),
-                 envvar="DBT_PROM_GATEWAY_CERT",
-                 help=env_help("Client certificate for mutual TLS.", "DBT_PROM_GATEWAY_CERT")),
-    click.option("--gateway-key", type=click.Path(dir_okay=False, path_type=Path), envvar="DBT_PROM_GATEWAY_KEY",
-                 help=env_help("Private key of --gateway-cert.", "DBT_PROM_GATEWAY_KEY")),
-    duration_option("--timeout", default="10s", envvar="DBT_PROM_TIMEOUT", help="Timeout of each HTTP request."),
-    click.option("--retries", type=click.IntRange(0, 20), default=3, show_default=True, envvar="DBT_PROM_RETRIES",
-                 help=env_help("Retries after a retryable failure (connection refused, timeout, 5xx), "
-                               "with exponential backoff.", "DBT_PROM_RETRIES")),
+    click.option(
+        "--gateway",
+        envvar="DBT_PROM_GATEWAY",
+        metavar="URL",
+        help=env_help(
+            "Pushgateway URL, e.g. http://pushgateway:9091 (may embed user:password@).", "DBT_PROM_GATEWAY"
+        ),
+    ),
+    click.option(
+        "--job",
+        default=DEFAULT_JOB,
+        show_default=True,
+        envvar="DBT_PROM_JOB",
+        help=env_help("Pushgateway job label.", "DBT_PROM_JOB"),
+    ),
+    click.option(
+        "--grouping-key",
+        multiple=True,
+        metavar="KEY=VALUE",
+        callback=_key_value,
+        help="Extra grouping-key label (besides job, project, target). Repeatable.",
+    ),
+    click.option(
+        "--gateway-user",
+        envvar="DBT_PROM_GATEWAY_USER",
+        help=env_help(
+            "Basic-auth user; the password comes from DBT_PROM_GATEWAY_PASSWORD or --gateway-password-file.",
+            "DBT_PROM_GATEWAY_USER",
+        ),
+    ),
+    click.option(
+        "--gateway-password-file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        envvar="DBT_PROM_GATEWAY_PASSWORD_FILE",
+        help=env_help("File holding the basic-auth password.", "DBT_PROM_GATEWAY_PASSWORD_FILE"),
+    ),
+    click.option(
+        "--gateway-token-file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        envvar="DBT_PROM_GATEWAY_TOKEN_FILE",
+        help=env_help(
+            "File holding a bearer token (or set DBT_PROM_GATEWAY_TOKEN).", "DBT_PROM_GATEWAY_TOKEN_FILE"
+        ),
+    ),
+    click.option(
+        "--gateway-ca",
+        type=click.Path(dir_okay=False, path_type=Path),
+        envvar="DBT_PROM_GATEWAY_CA",
+        help=env_help("CA bundle to verify the gateway's TLS certificate.", "DBT_PROM_GATEWAY_CA"),
+    ),
+    click.option(
+        "--gateway-cert",
+        type=click.Path(dir_okay=False, path_type=Path),
+        envvar="DBT_PROM_GATEWAY_CERT",
+        help=env_help("Client certificate for mutual TLS.", "DBT_PROM_GATEWAY_CERT"),
+    ),
+    click.option(
+        "--gateway-key",
+        type=click.Path(dir_okay=False, path_type=Path),
+        envvar="DBT_PROM_GATEWAY_KEY",
+        help=env_help("Private key of --gateway-cert.", "DBT_PROM_GATEWAY_KEY"),
+    ),
+    duration_option(
+        "--timeout", default="10s", envvar="DBT_PROM_TIMEOUT", help="Timeout of each HTTP request."
+    ),
+    click.option(
+        "--retries",
+        type=click.IntRange(0, 20),
+        default=3,
+        show_default=True,
+        envvar="DBT_PROM_RETRIES",
+        help=env_help(
+            "Retries after a retryable failure (connection refused, timeout, 5xx), with exponential backoff.",
+            "DBT_PROM_RETRIES",
+        ),
+    ),
 )
 
 
@@ -165,10 +267,12 @@ def http_auth(kw: dict[str, Any]) -> HttpAuth:
     import os
 
     user = kw.pop("gateway_user")
-    password = Secret.from_sources(os.environ.get("DBT_PROM_GATEWAY_PASSWORD"), kw.pop("gateway_password_file"),
-                                   "gateway password")
-    token = Secret.from_sources(os.environ.get("DBT_PROM_GATEWAY_TOKEN"), kw.pop("gateway_token_file"),
-                                "gateway token")
+    password = Secret.from_sources(
+        os.environ.get("DBT_PROM_GATEWAY_PASSWORD"), kw.pop("gateway_password_file"), "gateway password"
+    )
+    token = Secret.from_sources(
+        os.environ.get("DBT_PROM_GATEWAY_TOKEN"), kw.pop("gateway_token_file"), "gateway token"
+    )
     cert, key = kw.pop("gateway_cert"), kw.pop("gateway_key")
     if key is not None and cert is None:
         raise UsageError("--gateway-key needs --gateway-cert")
@@ -203,4 +307,3 @@ def wants_colour(stream: Any) -> bool:
         return False
     isatty = getattr(stream, "isatty", None)
     return bool(isatty and isatty())
-

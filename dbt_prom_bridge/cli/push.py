@@ -57,16 +57,30 @@ def on_event(line: str) -> None:
 @dbt_options
 @artifact_options
 @gateway_options
-@click.option("--force", is_flag=True,
-              help="With --no-run, push even if the gateway already holds this run or a newer one.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="With --no-run, push even if the gateway already holds this run or a newer one.",
+)
 @click.option("--dry-run", is_flag=True, help="Print the exposition text to stdout; push nothing.")
-@click.option("--fail-on", type=click.Choice([f.value for f in FailOn]), default="never", show_default=True,
-              envvar="DBT_PROM_FAIL_ON",
-              help="Exit 1 when a source reaches this status (warn: warn or worse; error: error or "
-                   "runtime_error).  [env: DBT_PROM_FAIL_ON]")
+@click.option(
+    "--fail-on",
+    type=click.Choice([f.value for f in FailOn]),
+    default="never",
+    show_default=True,
+    envvar="DBT_PROM_FAIL_ON",
+    help="Exit 1 when a source reaches this status (warn: warn or worse; error: error or "
+    "runtime_error).  [env: DBT_PROM_FAIL_ON]",
+)
 @meta_label_option
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
-              help="Summary format: a table on stderr, or JSON on stdout.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Summary format: a table on stderr, or JSON on stdout.",
+)
 def command(**kw: Any) -> None:
     """Run `dbt source freshness` in-process (or read its artifacts with --no-run) and push the
     per-source and run-level metrics to a Pushgateway.
@@ -81,7 +95,9 @@ def command(**kw: Any) -> None:
     opts = RunOptions(meta_labels=meta_labels(kw), fail_on=FailOn(kw.pop("fail_on")))
     dry_run, fmt = kw.pop("dry_run"), kw.pop("fmt")
     if dry_run and fmt == "json":
-        raise UsageError("--dry-run prints the exposition on stdout; it cannot be combined with --format json")
+        raise UsageError(
+            "--dry-run prints the exposition on stdout; it cannot be combined with --format json"
+        )
     delivery = DeliveryOptions(gateway=None if dry_run else gateway, dry_run=dry_run)
     if not dry_run and delivery.gateway is None:
         raise UsageError("nowhere to push: give --gateway URL (or DBT_PROM_GATEWAY), or --dry-run")

@@ -132,8 +132,9 @@ class HttpClient:
             text = text.replace(secret, "***")
         return text
 
-    def once(self, method: str, path: str, body: bytes | None = None,
-             headers: Mapping[str, str] | None = None) -> Response:
+    def once(
+        self, method: str, path: str, body: bytes | None = None, headers: Mapping[str, str] | None = None
+    ) -> Response:
         """One attempt; raises :class:`HttpFailure` (retryable or not)."""
         request = urllib.request.Request(
             self.base_url + path, data=body, method=method, headers=self._headers(headers or {})
@@ -147,7 +148,10 @@ class HttpClient:
             if status in (401, 403):
                 raise HttpFailure(
                     f"authentication failed ({status}) at {self.display_url}; check the username, "
-                    "password or token", retryable=False, status=status) from None
+                    "password or token",
+                    retryable=False,
+                    status=status,
+                ) from None
             retryable = status >= 500 or status in (408, 429)
             text = f"HTTP {status} from {self.display_url}" + (f": {detail}" if detail else "")
             raise HttpFailure(text, retryable=retryable, status=status) from None
@@ -156,21 +160,28 @@ class HttpClient:
             if isinstance(reason, ssl.SSLError | ssl.CertificateError):
                 raise HttpFailure(
                     f"TLS handshake with {self.display_url} failed ({self.scrub(str(reason))}); "
-                    "check --gateway-ca / the client certificate", retryable=False) from None
+                    "check --gateway-ca / the client certificate",
+                    retryable=False,
+                ) from None
             if isinstance(reason, (TimeoutError, socket.timeout)):
-                raise HttpFailure(f"{self.display_url} did not answer within {self.timeout:g}s",
-                                  retryable=True) from None
-            raise HttpFailure(f"cannot reach {self.display_url}: {self.scrub(str(reason))}",
-                              retryable=True) from None
-        except (TimeoutError, socket.timeout):
-            raise HttpFailure(f"{self.display_url} did not answer within {self.timeout:g}s",
-                              retryable=True) from None
+                raise HttpFailure(
+                    f"{self.display_url} did not answer within {self.timeout:g}s", retryable=True
+                ) from None
+            raise HttpFailure(
+                f"cannot reach {self.display_url}: {self.scrub(str(reason))}", retryable=True
+            ) from None
+        except TimeoutError:
+            raise HttpFailure(
+                f"{self.display_url} did not answer within {self.timeout:g}s", retryable=True
+            ) from None
         except (http.client.HTTPException, ConnectionError, OSError) as exc:
-            raise HttpFailure(f"connection to {self.display_url} failed: {self.scrub(str(exc))}",
-                              retryable=True) from None
+            raise HttpFailure(
+                f"connection to {self.display_url} failed: {self.scrub(str(exc))}", retryable=True
+            ) from None
 
-    def request(self, method: str, path: str, body: bytes | None = None,
-                headers: Mapping[str, str] | None = None) -> Response:
+    def request(
+        self, method: str, path: str, body: bytes | None = None, headers: Mapping[str, str] | None = None
+    ) -> Response:
         """:meth:`once` with up to ``retries`` retries and exponential backoff on retryable failures.
 
         Raises :class:`PushError` with the last failure's message when it gives up.

@@ -80,8 +80,9 @@ class Pushgateway:
         try:
             doc = json.loads(resp.body)
         except ValueError:
-            raise PushError(f"{self.client.display_url} answered /api/v1/metrics with non-JSON; "
-                            "is it a Pushgateway?") from None
+            raise PushError(
+                f"{self.client.display_url} answered /api/v1/metrics with non-JSON; is it a Pushgateway?"
+            ) from None
         data = doc.get("data") if isinstance(doc, Mapping) else None
         return [g for g in data if isinstance(g, Mapping)] if isinstance(data, list) else []
 

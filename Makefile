@@ -1,0 +1,53 @@
+# dbt-prom-bridge. The README's two commands: `make demo` and `make test`.
+# Everything installs into .venv (Python packages pinned by constraints.txt) and, for the real
+# servers, Debian packages (scripts/install-system-deps.sh). Nothing binds beyond 127.0.0.1.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check
+RUN_DIR ?= .run
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+
+.DEFAULT_GOAL := help
+.PHONY: help install system-deps test test-fast lint format bench demo demo-down \
+	stack-up stack-down pg-up pg-down seed stale rules dashboard docs constraints clean
+
+help: ## Show the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml constraints.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade "pip>=23.2"
+	$(PIP) install -q -c constraints.txt -e ".[all]" -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.installed ## Create .venv and install the package with pinned dependencies
+
+system-deps: ## Install Prometheus, Pushgateway, Alertmanager (Debian packages) if missing
+	scripts/install-system-deps.sh
+
+test: install system-deps ## Install what the tests need and run them all (real servers on loopback)
+	$(PY) -m pytest
+
+test-fast: install ## Unit tests only (no servers, no dbt run)
+	$(PY) -m pytest -m "not e2e and not dbt"
+
+lint: install ## ruff + mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+format: install ## Apply ruff's formatting and safe fixes
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+bench: install system-deps ## Benchmarks: figures and ratios, printed (never asserted)
+	$(PY) -m bench
+
+constraints: ## Re-pin constraints.txt from the current .venv
+	scripts/pin-constraints.sh
+
+clean: demo-down ## Remove the venv, run state and caches
+	rm -rf $(VENV) $(RUN_DIR) .pytest_cache .mypy_cache .ruff_cache .hypothesis
