@@ -1,0 +1,51 @@
+"""Generated parts of the README (run through cog: ``make docs``; checked by tests/docs).
+
+Every block is produced from the code itself, so the README cannot drift from it:
+the CLI reference from the click commands, the metrics reference from the exposition module.
+"""
+
+from __future__ import annotations
+
+import click
+
+from dbt_prom_bridge.cli import cli
+from dbt_prom_bridge.exposition import HELP, PER_SOURCE_METRICS, RUN_METRICS
+
+WIDTH = 100
+
+
+def command_help(path: list[str]) -> str:
+    """``--help`` text of ``dbt-prom <path...>`` at a fixed width."""
+    command: click.Command = cli
+    ctx = click.Context(cli, info_name="dbt-prom", terminal_width=WIDTH, max_content_width=WIDTH)
+    for name in path:
+        assert isinstance(command, click.Group)
+        sub = command.get_command(ctx, name)
+        assert sub is not None, name
+        command = sub
+        ctx = click.Context(command, info_name=name, parent=ctx, terminal_width=WIDTH, max_content_width=WIDTH)
+    return command.get_help(ctx)
+
+
+def cli_reference() -> str:
+    """Markdown: the top-level help, then each command's help, in code blocks."""
+    ctx = click.Context(cli, info_name="dbt-prom")
+    parts = ["### `dbt-prom`\n", "```text", command_help([]), "```\n"]
+    for name in cli.list_commands(ctx):
+        parts += [f"### `dbt-prom {name}`\n", "```text", command_help([name]), "```\n"]
+    return "\n".join(parts)
+
+
+def metrics_reference() -> str:
+    """Markdown table of every metric with its labels and help text."""
+    rows = ["| metric | labels | meaning |", "| --- | --- | --- |"]
+    per_source = "project, target, source_name, table_name, database, schema, identifier, meta labels"
+    extra = {
+        "dbt_source_freshness_status": per_source + ", status",
+        "dbt_source_freshness_sources": "project, target, status",
+        "dbt_prom_bridge_build_info": "project, target, version, dbt_version",
+    }
+    for name in (*PER_SOURCE_METRICS, *RUN_METRICS):
+        labels = extra.get(name, per_source if name in PER_SOURCE_METRICS else "project, target")
+        rows.append(f"| `{name}` | {labels} | {HELP[name]} |")
+    return "\n".join(rows)

@@ -1,0 +1,59 @@
+"""The CLI surface: help texts, exit codes, and that --help never imports dbt."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from dbt_prom_bridge.cli import COMMANDS, cli, main
+
+
+def test_help_lists_every_command_and_exit_codes() -> None:
+    result = CliRunner().invoke(cli, ["--help"])
+    assert result.exit_code == 0
+    for name in COMMANDS:
+        assert f"  {name}" in result.output
+    for code in ("0  done", "1  --fail-on", "2  usage", "3  dbt could not run", "4  push failed"):
+        assert code in result.output
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_each_command_has_help_with_exit_codes(name: str) -> None:
+    result = CliRunner().invoke(cli, [name, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Exit codes:" in result.output
+
+
+def test_help_and_version_do_not_import_dbt() -> None:
+    code = (
+        "import sys\n"
+        "from dbt_prom_bridge.cli import main\n"
+        "for argv in (['--help'], ['push', '--help'], ['--version']):\n"
+        "    try:\n"
+        "        main(argv)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "heavy = sorted(m for m in sys.modules if m == 'dbt' or m.startswith(('dbt.', 'google.protobuf')))\n"
+        "print('HEAVY', heavy)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "HEAVY []" in out
+
+
+def test_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["no-such-command"])
+    assert exc.value.code == 2
+    assert "No such command" in capsys.readouterr().err
+
+
+def test_bad_flag_value_is_exit_2_with_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["push", "--dry-run", "--no-run", "--max-artifact-age", "soon"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert "not a duration" in err
