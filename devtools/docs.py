@@ -23,7 +23,9 @@ def command_help(path: list[str]) -> str:
         sub = command.get_command(ctx, name)
         assert sub is not None, name
         command = sub
-        ctx = click.Context(command, info_name=name, parent=ctx, terminal_width=WIDTH, max_content_width=WIDTH)
+        ctx = click.Context(
+            command, info_name=name, parent=ctx, terminal_width=WIDTH, max_content_width=WIDTH
+        )
     return command.get_help(ctx)
 
 
