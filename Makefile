@@ -46,6 +46,9 @@ format: install ## Apply ruff's formatting and safe fixes
 bench: install system-deps ## Benchmarks: figures and ratios, printed (never asserted)
 	$(PY) -m bench
 
+docs: install ## Regenerate the README's CLI and metrics reference from the code (cog)
+	$(PY) -m cogapp -r README.md
+
 constraints: ## Re-pin constraints.txt from the current .venv
 	scripts/pin-constraints.sh
 
