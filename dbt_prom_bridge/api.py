@@ -186,6 +186,12 @@ def deliver(run: FreshnessRun, delivery: DeliveryOptions) -> DeliveryReport:
     destinations: list[str] = []
     held = run
     carried = 0
+    if delivery.textfile is not None:
+        from dbt_prom_bridge.sinks import textfile
+
+        written = textfile.write(run, delivery.textfile)
+        held, carried = written.run, written.carried_over
+        destinations.append(str(written.path))
     if delivery.gateway is not None:
         outcome = Pushgateway(delivery.gateway).push(run)
         held, carried = outcome.run, outcome.carried_over

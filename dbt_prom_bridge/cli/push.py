@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -24,6 +25,7 @@ from dbt_prom_bridge.config import DeliveryOptions, RunOptions
 from dbt_prom_bridge.errors import CheckFailed, DbtRunError, UsageError
 from dbt_prom_bridge.exposition import render
 from dbt_prom_bridge.model import FailOn, FreshnessRun
+from dbt_prom_bridge.sinks import textfile
 
 
 def warn(message: str) -> None:
@@ -62,6 +64,14 @@ def on_event(line: str) -> None:
     is_flag=True,
     help="With --no-run, push even if the gateway already holds this run or a newer one.",
 )
+@click.option(
+    "--textfile",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="DBT_PROM_TEXTFILE",
+    metavar="PATH",
+    help="Also (or only) write the metrics to this node_exporter textfile-collector file (*.prom), "
+    "atomically.  [env: DBT_PROM_TEXTFILE]",
+)
 @click.option("--dry-run", is_flag=True, help="Print the exposition text to stdout; push nothing.")
 @click.option(
     "--fail-on",
@@ -98,9 +108,16 @@ def command(**kw: Any) -> None:
         raise UsageError(
             "--dry-run prints the exposition on stdout; it cannot be combined with --format json"
         )
-    delivery = DeliveryOptions(gateway=None if dry_run else gateway, dry_run=dry_run)
-    if not dry_run and delivery.gateway is None:
-        raise UsageError("nowhere to push: give --gateway URL (or DBT_PROM_GATEWAY), or --dry-run")
+    textfile_path = kw.pop("textfile")
+    if dry_run:
+        textfile_path = None
+    if textfile_path is not None:
+        textfile.check_path(textfile_path)
+    delivery = DeliveryOptions(gateway=None if dry_run else gateway, textfile=textfile_path, dry_run=dry_run)
+    if not dry_run and delivery.gateway is None and delivery.textfile is None:
+        raise UsageError(
+            "nowhere to push: give --gateway URL (or DBT_PROM_GATEWAY), --textfile PATH, or --dry-run"
+        )
 
     run = api.collect(dbt, art, opts, on_event=None if fmt == "json" else on_event)
     for message in run.warnings:
