@@ -46,6 +46,21 @@ format: install ## Apply ruff's formatting and safe fixes
 bench: install system-deps ## Benchmarks: figures and ratios, printed (never asserted)
 	$(PY) -m bench
 
+PG_DIR ?= $(RUN_DIR)/pg
+
+pg-up: install ## Start the embedded PostgreSQL (state in .run/pg) and print the profile's env exports
+	$(PY) -m devtools.pg up --dir $(PG_DIR)
+
+pg-down: ## Stop the embedded PostgreSQL
+	@if [ -x $(PY) ]; then $(PY) -m devtools.pg down --dir $(PG_DIR); fi
+
+seed: pg-up ## (Re)seed the sample project's source tables relative to now()
+	$(PY) -m devtools.seed --pg-dir $(PG_DIR)
+
+stale: pg-up ## Make one source stale past its error_after: make stale SOURCE=finance.transactions
+	@test -n "$(SOURCE)" || { echo "usage: make stale SOURCE=source.table (e.g. finance.transactions)" >&2; exit 2; }
+	$(PY) -m devtools.seed --pg-dir $(PG_DIR) --stale $(SOURCE)
+
 docs: install ## Regenerate the README's CLI and metrics reference from the code (cog)
 	$(PY) -m cogapp -r README.md
 
