@@ -61,6 +61,14 @@ stale: pg-up ## Make one source stale past its error_after: make stale SOURCE=fi
 	@test -n "$(SOURCE)" || { echo "usage: make stale SOURCE=source.table (e.g. finance.transactions)" >&2; exit 2; }
 	$(PY) -m devtools.seed --pg-dir $(PG_DIR) --stale $(SOURCE)
 
+STACK_DIR ?= $(RUN_DIR)/stack
+
+stack-up: install system-deps ## Start Prometheus, Pushgateway, Alertmanager on 127.0.0.1 with the ops/ configs
+	$(PY) -m devtools.stack up --dir $(STACK_DIR)
+
+stack-down: ## Stop the local stack and remove its state
+	@if [ -x $(PY) ]; then $(PY) -m devtools.stack down --dir $(STACK_DIR); fi
+
 docs: install ## Regenerate the README's CLI and metrics reference from the code (cog)
 	$(PY) -m cogapp -r README.md
 
