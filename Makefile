@@ -69,6 +69,12 @@ stack-up: install system-deps ## Start Prometheus, Pushgateway, Alertmanager on 
 stack-down: ## Stop the local stack and remove its state
 	@if [ -x $(PY) ]; then $(PY) -m devtools.stack down --dir $(STACK_DIR); fi
 
+DASHBOARD ?= ops/grafana/dashboards/dbt-freshness.json
+
+dashboard: install ## Regenerate the sample project's Grafana dashboard (provisioned by ops/docker-compose.yml)
+	$(VENV)/bin/dbt-prom dashboard --project-dir dbt_project --profiles-dir dbt_project \
+		--meta-label owner --meta-label team --out $(DASHBOARD)
+
 docs: install ## Regenerate the README's CLI and metrics reference from the code (cog)
 	$(PY) -m cogapp -r README.md
 

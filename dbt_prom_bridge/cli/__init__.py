@@ -29,6 +29,14 @@ Exit codes:
 
 #: command name -> (module, short help). Modules are imported lazily.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "dashboard": (
+        "dbt_prom_bridge.cli.dashboard",
+        "Generate a Grafana dashboard from the manifest's sources and thresholds.",
+    ),
+    "status": (
+        "dbt_prom_bridge.cli.status",
+        "Print the freshness summary of the last run's artifacts (no push).",
+    ),
     "push": (
         "dbt_prom_bridge.cli.push",
         "Run dbt source freshness (or read its artifacts) and push the metrics.",
