@@ -224,7 +224,7 @@ class Postgres:
             return
         self.base.mkdir(parents=True, exist_ok=True)
         if self.os_user is not None:
-            _check_reachable(self.base.resolve(), self.os_user)
+            _check_reachable(self.base.resolve().parent, self.os_user)
             self.base.chmod(self.base.stat().st_mode | 0o711)
         self._own(self.data)
         proc = self._run(

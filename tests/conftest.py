@@ -12,6 +12,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from devtools import servers
 
+#: postgres / dbt_project_env / sample_project: real dbt on an embedded PostgreSQL.
+pytest_plugins = ["tests.fixtures_dbt"]
+
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT.parent / "shared" / "corpus"
 

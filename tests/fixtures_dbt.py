@@ -1,0 +1,209 @@
+"""Fixtures for tests that run real dbt against a real (embedded) PostgreSQL.
+
+- ``postgres`` (session): an embedded PostgreSQL in its own temporary directory, on a unix
+  socket and a free 127.0.0.1 port; stopped and deleted at the end of the session.
+- ``dbt_project_env`` (session): a private copy of ``dbt_project/`` (so ``target/`` never
+  collides with another session or the developer's own runs), its database seeded, and the
+  ``DBT_PROM_PG_*`` variables its profile reads set in ``os.environ`` for in-process dbt runs.
+- ``sample_project`` (function): ``dbt_project_env`` re-seeded to the documented statuses, with
+  PostgreSQL running (a test that stopped it gets it back).
+
+Registered from tests/conftest.py through ``pytest_plugins``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import pytest
+
+from dbt_prom_bridge.config import DbtOptions
+from devtools import pg, seed
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_PROJECT = ROOT / "dbt_project"
+DBT_PROM = ROOT / ".venv" / "bin" / "dbt-prom"
+PROJECT = "dbt_prom_demo"
+TARGET = "dev"
+
+#: What ``dbt source freshness`` reports for each source after seeding (the preamble's table).
+EXPECTED_STATUS: Mapping[str, str] = {
+    "finance.transactions": "pass",
+    "finance.transaction_labels": "warn",
+    "finance.ml_features": "error",
+    "events.page_views": "pass",
+    "events.consumer_offsets": "pass",
+    "events.app_events": "pass",
+    "events.clicks": "warn",
+    "orders.orders": "pass",
+    "orders.order_items": "error",
+    "orders.refunds": "runtime_error",
+}
+#: Sources with no freshness configured: never checked, never in the metrics.
+NO_FRESHNESS: tuple[str, ...] = ("orders.customers_archive",)
+
+
+@dataclass
+class DbtProjectEnv:
+    """A seeded copy of the sample project and how to reach its database."""
+
+    project_dir: Path
+    profiles_dir: Path
+    env: dict[str, str]
+    postgres: pg.Postgres
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def target_dir(self) -> Path:
+        return self.project_dir / "target"
+
+    @property
+    def sources_json(self) -> Path:
+        return self.target_dir / "sources.json"
+
+    @property
+    def manifest_json(self) -> Path:
+        return self.target_dir / "manifest.json"
+
+    def options(self, **overrides: object) -> DbtOptions:
+        """:class:`DbtOptions` for this project (``select=(...)`` etc. as overrides)."""
+        base = DbtOptions(project_dir=self.project_dir, profiles_dir=self.profiles_dir)
+        return replace(base, **overrides)  # type: ignore[arg-type]
+
+    def cli_args(self) -> list[str]:
+        """``--project-dir``/``--profiles-dir`` for ``dbt-prom`` or ``dbt``."""
+        return ["--project-dir", str(self.project_dir), "--profiles-dir", str(self.profiles_dir)]
+
+    def subprocess_env(self, **more: str) -> dict[str, str]:
+        """The environment for a ``dbt``/``dbt-prom`` subprocess against this database."""
+        out = {k: v for k, v in os.environ.items() if not k.startswith(("DBT_PROM_", "DBT_"))}
+        out.update(self.env)
+        out.update(more)
+        return out
+
+    def connect(self) -> object:
+        return seed.connect(self.env)
+
+    def seed(self) -> None:
+        """Reset every source table to its seeded state (relative to now)."""
+        conn = seed.connect(self.env)
+        try:
+            seed.seed(conn)
+        finally:
+            conn.close()
+
+    def make_stale(self, *keys: str) -> None:
+        """Make these ``source.table``s older than their error_after."""
+        conn = seed.connect(self.env)
+        try:
+            seed.make_stale(conn, list(keys))
+        finally:
+            conn.close()
+
+    def dbt(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run the real ``dbt`` CLI (a subprocess) on this project."""
+        dbt_bin = Path(sys.executable).parent / "dbt"
+        return subprocess.run(
+            [str(dbt_bin), *args, *self.cli_args()],
+            env=self.subprocess_env(),
+            capture_output=True,
+            text=True,
+            check=check,
+            timeout=300,
+        )
+
+
+def copy_project(dest: Path) -> Path:
+    """A copy of ``dbt_project/`` without its run state (target/, logs/)."""
+    shutil.copytree(
+        SAMPLE_PROJECT,
+        dest,
+        ignore=shutil.ignore_patterns("target", "logs", "dbt_packages", "__pycache__"),
+    )
+    return dest
+
+
+@contextlib.contextmanager
+def started_postgres() -> Iterator[pg.Postgres]:
+    """A throwaway embedded PostgreSQL (in /tmp, which the server's OS user can enter)."""
+    base = Path(tempfile.mkdtemp(prefix="dbt-prom-pg-"))
+    server = pg.instance(base)
+    try:
+        server.start()
+        server.create_database(pg.DEFAULT_DB)
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[pg.Postgres]:
+    """The session's PostgreSQL (``.env()`` gives the profile's ``DBT_PROM_PG_*`` variables)."""
+    try:
+        with started_postgres() as server:
+            yield server
+    except pg.PgError as exc:
+        pytest.fail(f"embedded PostgreSQL could not start: {exc}")
+
+
+def _set_env(values: Mapping[str, str]) -> dict[str, str | None]:
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    return old
+
+
+def _restore_env(old: Mapping[str, str | None]) -> None:
+    for key, value in old.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def dbt_project_env(
+    postgres: pg.Postgres, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DbtProjectEnv]:
+    """A seeded private copy of the sample project; ``DBT_PROM_PG_*`` set for in-process dbt."""
+    project = copy_project(tmp_path_factory.mktemp("dbt") / "dbt_project")
+    env = postgres.env()
+    old = _set_env(env)
+    project_env = DbtProjectEnv(project_dir=project, profiles_dir=project, env=env, postgres=postgres)
+    project_env.seed()
+    try:
+        yield project_env
+    finally:
+        _restore_env(old)
+
+
+@pytest.fixture
+def sample_project(dbt_project_env: DbtProjectEnv) -> DbtProjectEnv:
+    """The session's sample project with PostgreSQL up and every table freshly seeded."""
+    if not dbt_project_env.postgres.running():
+        dbt_project_env.postgres.start()
+    os.environ.update(dbt_project_env.env)
+    dbt_project_env.seed()
+    return dbt_project_env
+
+
+def run_cli(args: Sequence[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """``dbt-prom ARGS`` in this process: (exit code, stdout, stderr), as the console script maps them."""
+    from dbt_prom_bridge.cli import main
+
+    capsys.readouterr()
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    out, err = capsys.readouterr()
+    return code, out, err
