@@ -207,3 +207,49 @@ def run_cli(args: Sequence[str], capsys: pytest.CaptureFixture[str]) -> tuple[in
         code = exc.code if isinstance(exc.code, int) else 1
     out, err = capsys.readouterr()
     return code, out, err
+
+
+@dataclass(frozen=True)
+class GatewayView:
+    """What a Pushgateway serves on /metrics for one job, keyed for assertions."""
+
+    samples: tuple[tuple[str, dict[str, str], float], ...]
+
+    def of(self, name: str) -> list[tuple[dict[str, str], float]]:
+        return [(labels, value) for n, labels, value in self.samples if n == name]
+
+    def per_source(self, name: str) -> dict[str, float]:
+        """``{"source.table": value}`` of a per-source family (not the status state set)."""
+        return {f"{lb['source_name']}.{lb['table_name']}": v for lb, v in self.of(name)}
+
+    def statuses(self) -> dict[str, str]:
+        """``{"source.table": status}`` from the state set (the member whose value is 1)."""
+        out: dict[str, str] = {}
+        for labels, value in self.of("dbt_source_freshness_status"):
+            if value == 1:
+                key = f"{labels['source_name']}.{labels['table_name']}"
+                assert key not in out, f"two current states for {key}"
+                out[key] = labels["status"]
+        return out
+
+    def labels(self, source: str) -> dict[str, str]:
+        """The labels of a source's ``has_data`` series, without the Pushgateway's own."""
+        for labels, _ in self.of("dbt_source_has_data"):
+            if f"{labels['source_name']}.{labels['table_name']}" == source:
+                return {k: v for k, v in labels.items() if k not in ("job", "instance")}
+        raise KeyError(source)
+
+    def run_value(self, name: str) -> float | None:
+        values = [v for _, v in self.of(name)]
+        assert len(values) <= 1, f"{name}: {values}"
+        return values[0] if values else None
+
+    def counts(self) -> dict[str, float]:
+        return {lb["status"]: v for lb, v in self.of("dbt_source_freshness_sources")}
+
+
+def read_gateway(url: str, job: str = "dbt_source_freshness") -> GatewayView:
+    """Scrape ``url``/metrics (as Prometheus would) and keep the samples pushed under ``job``."""
+    from tests.conftest import scrape
+
+    return GatewayView(tuple(s for s in scrape(url + "/metrics") if s[1].get("job") == job))

@@ -1,0 +1,200 @@
+"""`dbt-prom push` end to end: a real dbt run of the sample project on a real PostgreSQL, pushed to a
+real Pushgateway, read back from the gateway's /metrics as Prometheus would scrape it."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+
+from dbt_prom_bridge import __version__
+from dbt_prom_bridge.artifacts import parse_timestamp
+from dbt_prom_bridge.runner import installed_dbt_version
+from devtools import servers
+from tests.fixtures_dbt import (
+    EXPECTED_STATUS,
+    NO_FRESHNESS,
+    PROJECT,
+    TARGET,
+    DbtProjectEnv,
+    read_gateway,
+    run_cli,
+)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.dbt]
+
+MIN, HOUR, DAY = 60.0, 3600.0, 86400.0
+#: Effective thresholds after inheritance (source level, or the clicks table override).
+THRESHOLDS = {
+    "finance.transactions": (2 * DAY, 5 * DAY),
+    "finance.transaction_labels": (2 * DAY, 5 * DAY),
+    "finance.ml_features": (2 * DAY, 5 * DAY),
+    "events.page_views": (HOUR, 6 * HOUR),
+    "events.consumer_offsets": (HOUR, 6 * HOUR),
+    "events.app_events": (HOUR, 6 * HOUR),
+    "events.clicks": (15 * MIN, 30 * MIN),
+    "orders.orders": (12 * HOUR, 24 * HOUR),
+    "orders.order_items": (12 * HOUR, 24 * HOUR),
+    "orders.refunds": (12 * HOUR, 24 * HOUR),
+}
+IDENTIFIERS = {"finance.ml_features": "ml_feature_store", "events.consumer_offsets": "kafka_consumer_offsets"}
+OWNERS = {"finance": "finance-data", "events": "platform-data", "orders": "commerce-data"}
+#: How the newest load time of each source is computed, straight from the database.
+NEWEST_SQL = {
+    "finance.transactions": "select max(_loaded_at) from raw_finance.transactions",
+    "finance.transaction_labels": "select max(_loaded_at) from raw_finance.transaction_labels",
+    "finance.ml_features": "select max(_loaded_at) from raw_finance.ml_feature_store",
+    # naive timestamp column written in UTC: dbt reads it as UTC
+    "events.page_views": "select max(viewed_at) at time zone 'UTC' from raw_events.page_views",
+    "events.consumer_offsets": "select max(committed_at) from raw_events.kafka_consumer_offsets",
+    "events.app_events": "select max(received_at) from raw_events.app_events where event_type <> 'heartbeat'",
+    "events.clicks": "select max(received_at) from raw_events.clicks",
+    "orders.orders": "select max(_synced_at) from raw_orders.orders",
+}
+
+
+def newest_rows(project: DbtProjectEnv) -> dict[str, float]:
+    conn: Any = project.connect()
+    try:
+        with conn.cursor() as cur:
+            out = {}
+            for source, sql in NEWEST_SQL.items():
+                cur.execute(f"select extract(epoch from ({sql}))")
+                out[source] = float(cur.fetchone()[0])
+            return out
+    finally:
+        conn.close()
+
+
+def test_push_sends_every_source_and_the_run(
+    sample_project: DbtProjectEnv, pushgateway: servers.Server, capsys: pytest.CaptureFixture[str]
+) -> None:
+    started = time.time()
+    code, out, err = run_cli(
+        ["push", "--gateway", pushgateway.url, "--meta-label", "owner", *sample_project.cli_args()], capsys
+    )
+    finished = time.time()
+    assert code == 0, err
+    assert out == ""
+    assert f"pushed {len(EXPECTED_STATUS)} sources to {pushgateway.url}" in err
+    written = json.loads(sample_project.sources_json.read_text())
+    gw = read_gateway(pushgateway.url)
+
+    # every checked source, in its state; the source without freshness nowhere
+    assert gw.statuses() == EXPECTED_STATUS
+    for labels, _ in gw.of("dbt_source_freshness_status"):
+        assert f"{labels['source_name']}.{labels['table_name']}" not in NO_FRESHNESS
+    per_source_states = {}
+    for labels, value in gw.of("dbt_source_freshness_status"):
+        key = f"{labels['source_name']}.{labels['table_name']}"
+        per_source_states.setdefault(key, {})[labels["status"]] = value
+    for key, states in per_source_states.items():
+        assert sorted(states) == sorted(["pass", "warn", "error", "runtime_error", "not_run"]), key
+        assert sum(states.values()) == 1, key
+
+    # labels from the manifest, meta label copied
+    for source in EXPECTED_STATUS:
+        source_name, table_name = source.split(".")
+        assert gw.labels(source) == {
+            "project": PROJECT,
+            "target": TARGET,
+            "source_name": source_name,
+            "table_name": table_name,
+            "database": "dbt_prom_demo",
+            "schema": f"raw_{source_name}",
+            "identifier": IDENTIFIERS.get(source, table_name),
+            "owner": OWNERS[source_name],
+        }
+
+    # newest load times: exactly the database's; none for the empty table or the failed query
+    loaded = gw.per_source("dbt_source_max_loaded_at_timestamp_seconds")
+    expected_loaded = newest_rows(sample_project)
+    assert set(loaded) == set(expected_loaded)
+    for source, value in expected_loaded.items():
+        assert loaded[source] == pytest.approx(value, abs=1e-3), source
+    has_data = gw.per_source("dbt_source_has_data")
+    assert has_data == {s: (0.0 if s == "orders.order_items" else 1.0) for s in EXPECTED_STATUS}
+
+    # thresholds in seconds, after inheritance and the clicks override
+    assert gw.per_source("dbt_source_freshness_warn_after_seconds") == {
+        s: w for s, (w, _) in THRESHOLDS.items()
+    }
+    assert gw.per_source("dbt_source_freshness_error_after_seconds") == {
+        s: e for s, (_, e) in THRESHOLDS.items()
+    }
+
+    # when each was checked and how long it took (the runtime error has no snapshot time)
+    checked = gw.per_source("dbt_source_freshness_checked_timestamp_seconds")
+    assert set(checked) == set(EXPECTED_STATUS) - {"orders.refunds"}
+    assert all(started - 1 <= v <= finished + 1 for v in checked.values()), checked
+    durations = gw.per_source("dbt_source_freshness_check_duration_seconds")
+    # (the reader keeps no duration for a runtime error, even though dbt measured one)
+    assert set(durations) == set(EXPECTED_STATUS) - {"orders.refunds"}
+    assert all(0 < v < 60 for v in durations.values())
+
+    # run level: the artifact's time and duration, never the push time
+    generated_at = parse_timestamp(written["metadata"]["generated_at"], "generated_at")
+    assert generated_at is not None
+    assert gw.run_value("dbt_source_freshness_run_timestamp_seconds") == pytest.approx(
+        generated_at.timestamp(), abs=1e-3
+    )
+    assert gw.run_value("dbt_source_freshness_run_duration_seconds") == pytest.approx(
+        written["elapsed_time"], abs=1e-3
+    )
+    assert gw.run_value("dbt_source_freshness_run_success") == 1
+    assert gw.counts() == {"pass": 5, "warn": 2, "error": 2, "runtime_error": 1, "not_run": 0}
+    ((build_labels, build_value),) = gw.of("dbt_prom_bridge_build_info")
+    assert build_value == 1
+    assert (build_labels["version"], build_labels["dbt_version"]) == (__version__, installed_dbt_version())
+    for labels, _ in gw.of("dbt_source_freshness_run_success"):
+        assert (labels["job"], labels["project"], labels["target"]) == (
+            "dbt_source_freshness",
+            PROJECT,
+            TARGET,
+        )
+
+    # the summary table on stderr names every source
+    for source in EXPECTED_STATUS:
+        assert source in err
+
+
+def test_no_run_push_shows_the_runtime_error_as_not_run(
+    sample_project: DbtProjectEnv, pushgateway: servers.Server, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """sources.json drops runtime errors: read back with --no-run, refunds is configured but missing."""
+    args = ["--gateway", pushgateway.url, *sample_project.cli_args()]
+    code, _, err = run_cli(["push", *args], capsys)
+    assert code == 0, err
+    pushed_at = read_gateway(pushgateway.url).run_value("dbt_source_freshness_run_timestamp_seconds")
+
+    # the same artifact again: refused, the gateway already holds that run
+    code, _, err = run_cli(["push", "--no-run", *args], capsys)
+    assert code == 2
+    assert "already pushed" in err and "Traceback" not in err
+
+    code, _, err = run_cli(["push", "--no-run", "--force", *args], capsys)
+    assert code == 0, err
+    gw = read_gateway(pushgateway.url)
+    assert gw.statuses() == {**EXPECTED_STATUS, "orders.refunds": "not_run"}
+    assert gw.counts() == {"pass": 5, "warn": 2, "error": 2, "runtime_error": 0, "not_run": 1}
+    assert gw.run_value("dbt_source_freshness_run_timestamp_seconds") == pushed_at
+    assert "orders.refunds" not in gw.per_source("dbt_source_freshness_checked_timestamp_seconds")
+    # a not_run source keeps its labels and thresholds from the manifest
+    assert gw.labels("orders.refunds")["schema"] == "raw_orders"
+    assert gw.per_source("dbt_source_freshness_error_after_seconds")["orders.refunds"] == 24 * HOUR
+
+
+def test_stale_source_reaches_the_gateway(
+    sample_project: DbtProjectEnv, pushgateway: servers.Server, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sample_project.make_stale("finance.transactions", "events.app_events")
+    code, _, err = run_cli(
+        ["push", "--gateway", pushgateway.url, "--fail-on", "error", *sample_project.cli_args()], capsys
+    )
+    assert code == 1, err
+    assert "--fail-on error" in err and "finance.transactions (error)" in err
+    statuses = read_gateway(pushgateway.url).statuses()
+    # app_events' heartbeats are fresh, but the source's filter ignores them
+    assert statuses == {**EXPECTED_STATUS, "finance.transactions": "error", "events.app_events": "error"}
