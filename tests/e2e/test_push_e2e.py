@@ -86,7 +86,7 @@ def test_push_sends_every_source_and_the_run(
     assert gw.statuses() == EXPECTED_STATUS
     for labels, _ in gw.of("dbt_source_freshness_status"):
         assert f"{labels['source_name']}.{labels['table_name']}" not in NO_FRESHNESS
-    per_source_states = {}
+    per_source_states: dict[str, dict[str, float]] = {}
     for labels, value in gw.of("dbt_source_freshness_status"):
         key = f"{labels['source_name']}.{labels['table_name']}"
         per_source_states.setdefault(key, {})[labels["status"]] = value
