@@ -33,6 +33,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "dbt_prom_bridge.cli.dashboard",
         "Generate a Grafana dashboard from the manifest's sources and thresholds.",
     ),
+    "serve": (
+        "dbt_prom_bridge.cli.serve",
+        "Exporter mode: run freshness every --interval and serve /metrics and /healthz.",
+    ),
     "status": (
         "dbt_prom_bridge.cli.status",
         "Print the freshness summary of the last run's artifacts (no push).",

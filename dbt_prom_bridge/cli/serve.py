@@ -1,0 +1,83 @@
+"""``dbt-prom serve``: exporter mode, for Prometheus to scrape instead of a push."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from types import FrameType
+from typing import Any
+
+import click
+
+from dbt_prom_bridge.cli import EXIT_CODES_HELP
+from dbt_prom_bridge.cli.options import (
+    artifact_config,
+    artifact_options,
+    dbt_config,
+    dbt_options,
+    duration_option,
+    meta_label_option,
+    meta_labels,
+)
+from dbt_prom_bridge.config import RunOptions
+from dbt_prom_bridge.errors import UsageError
+from dbt_prom_bridge.serve import DEFAULT_LISTEN, Exporter, Refresher, parse_listen
+
+
+def log(line: str) -> None:
+    click.echo(f"dbt-prom serve: {line}", err=True)
+
+
+@click.command("serve", epilog=EXIT_CODES_HELP)
+@dbt_options
+@artifact_options
+@duration_option(
+    "--interval",
+    default="5m",
+    envvar="DBT_PROM_INTERVAL",
+    help="Run dbt source freshness (or re-read the artifacts with --no-run) this often.",
+)
+@click.option(
+    "--listen",
+    default=DEFAULT_LISTEN,
+    show_default=True,
+    envvar="DBT_PROM_LISTEN",
+    metavar="HOST:PORT",
+    help="Address to serve /metrics and /healthz on. 0.0.0.0 exposes it to the network: put "
+    "authentication in front.  [env: DBT_PROM_LISTEN]",
+)
+@meta_label_option
+def command(**kw: Any) -> None:
+    """Serve the freshness metrics for Prometheus to scrape.
+
+    Runs `dbt source freshness` in-process now and every --interval, keeping dbt and the parsed
+    manifest in memory between runs (or, with --no-run, re-reads the artifacts another job
+    writes), and serves the same metrics as `push` on /metrics. /healthz answers 200 while the
+    last refresh succeeded and is younger than 2 x --interval, else 503 with a JSON reason.
+    When dbt cannot run, run_success drops to 0 and the last good per-source series stay.
+    Stops cleanly on SIGTERM or Ctrl-C (after the refresh in progress).
+    """
+    dbt = dbt_config(kw)
+    art = artifact_config(kw)
+    if art.sources_json is not None and not art.no_run:
+        raise UsageError("--sources-json only makes sense with --no-run")
+    opts = RunOptions(meta_labels=meta_labels(kw))
+    listen = parse_listen(kw["listen"])
+    refresher = Refresher(dbt, art, opts, on_event=None)
+    exporter = Exporter(refresher, kw["interval"], listen, log=log)
+    host, port = exporter.address
+    shown = f"[{host}]" if ":" in host else host
+    mode = "re-reading artifacts" if art.no_run else "running dbt source freshness"
+    log(f"listening on http://{shown}:{port}/metrics ({mode} every {kw['interval']:g}s)")
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        if exporter.stop.is_set():
+            log("second signal: exiting now")
+            sys.exit(128 + signum)
+        log(f"{signal.Signals(signum).name}: stopping after the current refresh")
+        exporter.stop.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    exporter.serve_forever()
+    log("stopped")
