@@ -33,6 +33,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "dbt_prom_bridge.cli.dashboard",
         "Generate a Grafana dashboard from the manifest's sources and thresholds.",
     ),
+    "run": (
+        "dbt_prom_bridge.cli.run",
+        "Run a dbt command (e.g. dbt build), then push freshness; keeps dbt's exit code.",
+    ),
     "serve": (
         "dbt_prom_bridge.cli.serve",
         "Exporter mode: run freshness every --interval and serve /metrics and /healthz.",

@@ -1,0 +1,210 @@
+"""``dbt-prom run [OPTIONS] -- COMMAND...``: the post-dbt-run hook.
+
+Runs any command (typically ``dbt build --select ...``) as a subprocess, then pushes source
+freshness exactly like ``dbt-prom push`` (an in-process ``dbt source freshness`` by default, or
+the artifacts with ``--no-run``), and exits with the wrapped command's exit code.
+
+Exit code precedence (first that applies):
+
+1. the wrapped command failed (exit != 0): its exit code; freshness is still pushed, and a push
+   failure is only reported, because the scheduler must see the dbt failure first;
+2. the wrapped command was interrupted (SIGINT/SIGTERM): 128 + signal, nothing pushed;
+3. the push failed: 4 (0 with ``--ignore-push-failure``, reported on stderr);
+4. dbt could not run freshness: 3 (``run_success=0`` was pushed);
+5. ``--fail-on`` tripped: 1;
+6. otherwise 0.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import click
+
+from dbt_prom_bridge import api
+from dbt_prom_bridge.cli import EXIT_CODES_HELP
+from dbt_prom_bridge.cli.options import (
+    artifact_config,
+    artifact_options,
+    dbt_config,
+    dbt_options,
+    gateway_config,
+    gateway_options,
+    meta_label_option,
+    meta_labels,
+)
+from dbt_prom_bridge.cli.push import gate, on_event, report, warn
+from dbt_prom_bridge.config import DbtOptions, DeliveryOptions, RunOptions
+from dbt_prom_bridge.errors import DbtPromError, PushError, UsageError
+from dbt_prom_bridge.model import FailOn
+from dbt_prom_bridge.sinks import textfile
+
+#: dbt flags of the wrapped command that also tell dbt-prom where the project is.
+_INHERITED = {
+    "--project-dir": "project_dir",
+    "--profiles-dir": "profiles_dir",
+    "--target": "target",
+    "-t": "target",
+    "--target-path": "target_path",
+}
+
+RUN_EPILOG = (
+    EXIT_CODES_HELP
+    + """
+
+\b
+Exit code of `run`: the wrapped command's when it failed (freshness is still pushed);
+128+N when it was killed by signal N (nothing pushed); else 4 if the push failed, 3 if dbt
+could not run freshness, 1 if --fail-on tripped, else 0."""
+)
+
+
+def inherited_flags(command: list[str]) -> dict[str, str]:
+    """``--project-dir``/``--profiles-dir``/``--target``/``--target-path`` of a wrapped dbt command."""
+    if not command or Path(command[0]).name not in ("dbt", "dbt.exe"):
+        return {}
+    found: dict[str, str] = {}
+    for index, arg in enumerate(command[1:], start=1):
+        name, eq, value = arg.partition("=")
+        if name in _INHERITED:
+            if not eq:
+                if index + 1 >= len(command):
+                    continue
+                value = command[index + 1]
+            found[_INHERITED[name]] = value
+    return found
+
+
+def merge_dbt(dbt: DbtOptions, ctx: click.Context, command: list[str]) -> DbtOptions:
+    """dbt-prom's own flags win; the wrapped dbt command fills in the ones not given."""
+    updates: dict[str, Any] = {}
+    for attr, value in inherited_flags(command).items():
+        source = ctx.get_parameter_source(attr)
+        if source in (None, click.core.ParameterSource.DEFAULT):
+            updates[attr] = Path(value) if attr in ("project_dir", "profiles_dir") else value
+    if not updates:
+        return dbt
+    return replace(dbt, **updates)
+
+
+def run_wrapped(command: list[str]) -> int:
+    """Run ``command`` with inherited stdio, forwarding SIGTERM/SIGINT; its exit code (128+N if killed)."""
+    try:
+        proc = subprocess.Popen(command)
+    except FileNotFoundError:
+        raise UsageError(
+            f"command not found: {command[0]!r}; give it after `--`, e.g. -- dbt build"
+        ) from None
+    except PermissionError:
+        raise UsageError(f"cannot execute {command[0]!r}: permission denied") from None
+
+    def forward(signum: int, _frame: FrameType | None) -> None:
+        if proc.poll() is None:
+            proc.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        code = proc.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 128 - code if code < 0 else code
+
+
+@click.command(
+    "run",
+    epilog=RUN_EPILOG,
+    context_settings={"allow_interspersed_args": False},
+)
+@dbt_options
+@artifact_options
+@gateway_options
+@click.option(
+    "--textfile",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="DBT_PROM_TEXTFILE",
+    metavar="PATH",
+    help="Also (or only) write the metrics to this node_exporter textfile (*.prom).  "
+    "[env: DBT_PROM_TEXTFILE]",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="With --no-run, push even if the gateway already holds this run or a newer one.",
+)
+@click.option(
+    "--fail-on",
+    type=click.Choice([f.value for f in FailOn]),
+    default="never",
+    show_default=True,
+    envvar="DBT_PROM_FAIL_ON",
+    help="Exit 1 (when the wrapped command succeeded) if a source reaches this status.  "
+    "[env: DBT_PROM_FAIL_ON]",
+)
+@click.option(
+    "--ignore-push-failure",
+    is_flag=True,
+    help="Exit 0 instead of 4 when the wrapped command succeeded but the push failed.",
+)
+@meta_label_option
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED, metavar="-- COMMAND [ARGS]...")
+def command(**kw: Any) -> None:
+    """Run COMMAND (e.g. `dbt build --select finance+`), then push source freshness, keeping
+    COMMAND's exit code. Use it as the post-run hook of any scheduler:
+
+    \b
+        dbt-prom run --gateway http://pushgateway:9091 -- dbt build --select finance+
+
+    Freshness is checked in-process after COMMAND (or read from the artifacts with --no-run,
+    e.g. after `-- dbt source freshness`). When COMMAND is dbt, its --project-dir,
+    --profiles-dir, --target and --target-path are used unless given to dbt-prom itself.
+    """
+    ctx = click.get_current_context()
+    wrapped = list(kw.pop("command"))
+    dbt = merge_dbt(dbt_config(kw), ctx, wrapped)
+    art = artifact_config(kw)
+    gateway = gateway_config(kw)
+    opts = RunOptions(meta_labels=meta_labels(kw), fail_on=FailOn(kw.pop("fail_on")))
+    textfile_path = kw.pop("textfile")
+    if textfile_path is not None:
+        textfile.check_path(textfile_path)
+    delivery = DeliveryOptions(gateway=gateway, textfile=textfile_path)
+    if gateway is None and textfile_path is None:
+        raise UsageError("nowhere to push: give --gateway URL (or DBT_PROM_GATEWAY) or --textfile PATH")
+    ignore_push_failure = kw.pop("ignore_push_failure")
+
+    code = run_wrapped(wrapped)
+    if code > 128 and code - 128 in (signal.SIGINT, signal.SIGTERM):
+        click.echo(f"dbt-prom: {wrapped[0]} was interrupted; nothing pushed", err=True)
+        sys.exit(code)
+    if code != 0:
+        click.echo(f"dbt-prom: {wrapped[0]} exited {code}; pushing freshness anyway", err=True)
+    try:
+        run = api.collect(dbt, art, opts, on_event=on_event)
+        for message in run.warnings:
+            warn(message)
+        if art.no_run and not art.force and delivery.gateway is not None:
+            api.check_not_already_pushed(run, delivery.gateway)
+        result = api.deliver(run, delivery)
+        for where in result.destinations:
+            click.echo(f"dbt-prom: pushed {len(run.checks)} sources to {where}", err=True)
+        report(run, "text")
+        if code == 0:
+            gate(run, opts.fail_on)
+    except PushError as exc:
+        if code != 0 or ignore_push_failure:
+            warn(f"push failed: {exc}")
+        else:
+            raise
+    except DbtPromError as exc:
+        if code == 0:
+            raise
+        warn(str(exc))
+    if code != 0:
+        sys.exit(code)
