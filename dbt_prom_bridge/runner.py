@@ -368,6 +368,9 @@ def dbt_args(dbt: DbtOptions, command: Sequence[str]) -> list[str]:
         args += ["--target-path", dbt.target_path]
     if "DBT_LOG_LEVEL" not in os.environ:
         args += ["--log-level", "none"]
+        if "DBT_LOG_LEVEL_FILE" not in os.environ:
+            # --log-level would also silence the file log; keep dbt's default there
+            args += ["--log-level-file", "debug"]
     return args
 
 

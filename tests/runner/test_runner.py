@@ -103,6 +103,9 @@ def test_dbt_console_output_stays_off_stdout(
     DbtFreshnessRunner(sample_project.options()).run(on_event=lambda line: None)
     out, _err = capfd.readouterr()
     assert out == ""
+    # dbt's file log is still written, as dbt does by default
+    log = sample_project.project_dir / "logs" / "dbt.log"
+    assert "Running with dbt=" in log.read_text()
 
 
 def test_push_dry_run_stdout_is_only_exposition(sample_project: DbtProjectEnv) -> None:

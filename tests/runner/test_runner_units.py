@@ -16,6 +16,7 @@ from dbt_prom_bridge.model import Status
 
 def test_dbt_args_use_dbts_flag_names(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DBT_LOG_LEVEL", raising=False)
+    monkeypatch.delenv("DBT_LOG_LEVEL_FILE", raising=False)
     opts = DbtOptions(
         project_dir=Path("proj"),
         profiles_dir=Path("profiles"),
@@ -41,6 +42,8 @@ def test_dbt_args_use_dbts_flag_names(monkeypatch: pytest.MonkeyPatch) -> None:
         "out",
         "--log-level",
         "none",
+        "--log-level-file",
+        "debug",
         "--select",
         "source:finance",
         "--select",
