@@ -69,6 +69,14 @@ stack-up: install system-deps ## Start Prometheus, Pushgateway, Alertmanager on 
 stack-down: ## Stop the local stack and remove its state
 	@if [ -x $(PY) ]; then $(PY) -m devtools.stack down --dir $(STACK_DIR); fi
 
+DEMO_DIR ?= $(RUN_DIR)/demo
+
+demo: install system-deps ## The tour: PostgreSQL + stack, push, rules, a source goes stale, its alert fires
+	$(PY) -m devtools.demo up --dir $(DEMO_DIR)
+
+demo-down: ## Stop everything the demo started and remove its state (.run/demo)
+	@if [ -x $(PY) ]; then $(PY) -m devtools.demo down --dir $(DEMO_DIR); fi
+
 DASHBOARD ?= ops/grafana/dashboards/dbt-freshness.json
 
 dashboard: install ## Regenerate the sample project's Grafana dashboard (provisioned by ops/docker-compose.yml)
