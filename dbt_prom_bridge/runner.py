@@ -49,9 +49,7 @@ INSTALL_HINT = (
     "`dbt source freshness` yourself and pass --no-run"
 )
 #: Directories under a project that are never part of its definition (fingerprinting skips them).
-_NOT_PROJECT_DIRS = frozenset(
-    {"target", "logs", "dbt_packages", "dbt_modules", ".git", ".venv", "__pycache__"}
-)
+_NOT_PROJECT_DIRS = frozenset({"target", "logs", ".git", ".venv", "__pycache__", "node_modules"})
 _PROJECT_SUFFIXES = frozenset({".yml", ".yaml", ".sql", ".py", ".csv", ".md", ".jinja", ".sqlfluff"})
 _INVOCATION = re.compile(rb'"invocation_id"\s*:\s*"([^"]+)"')
 _STATUS_WORDS = {"pass": "PASS", "warn": "WARN", "error": "ERROR STALE", "runtime error": "RUNTIME ERROR"}
@@ -132,6 +130,37 @@ def secret_values(env: Mapping[str, str] | None = None) -> list[str]:
     )
 
 
+_SECRET_KEY = re.compile(r"(pass|secret|token|private_key|keyfile)", re.IGNORECASE)
+
+
+def profile_secrets(dbt: DbtOptions) -> list[str]:
+    """Literal secret values in the profiles.yml dbt will read (``password: ...`` written inline)."""
+    import yaml
+
+    path = dbtproject.profiles_dir(dbt) / "profiles.yml"
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return []
+    found: set[str] = set()
+
+    def walk(node: object) -> None:
+        if isinstance(node, Mapping):
+            for key, value in node.items():
+                if isinstance(value, (str, int)) and _SECRET_KEY.search(str(key)):
+                    text = str(value)
+                    if len(text) >= 3 and "{{" not in text:
+                        found.add(text)
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(doc)
+    return sorted(found, key=len, reverse=True)
+
+
 def scrub(text: str, secrets: Sequence[str] | None = None) -> str:
     """Remove passwords from a dbt/driver message: known secret values, URL credentials, key=value."""
     for value in secret_values() if secrets is None else secrets:
@@ -177,15 +206,15 @@ _HINTS: tuple[tuple[tuple[str, ...], str], ...] = (
 )
 
 
-def describe_exception(exc: BaseException, action: str = "dbt source freshness") -> str:
+def describe_exception(
+    exc: BaseException, action: str = "dbt source freshness", secrets: Sequence[str] | None = None
+) -> str:
     """One line for the user: what dbt said (secrets scrubbed) and what to check."""
     names = {cls.__name__ for cls in type(exc).__mro__}
-    text = one_line(str(exc)) or type(exc).__name__
+    text = one_line(scrub(str(exc), secrets)) or type(exc).__name__
     hint = next((h for keys, h in _HINTS if names & set(keys) or any(k in text for k in keys)), None)
     message = f"{action} failed: {text}"
-    if hint:
-        message += f"; {hint}"
-    return scrub(message)
+    return f"{message}; {hint}" if hint else message
 
 
 # -- progress ---------------------------------------------------------------------------------
@@ -276,7 +305,7 @@ def result_entry(result: Any) -> dict[str, Any]:
     }
     if status == "runtime error":
         message = getattr(result, "message", None)
-        entry["error"] = scrub(one_line(str(message))) if message else None
+        entry["error"] = one_line(scrub(str(message))) if message else None
         return entry
     entry.update(
         max_loaded_at=_iso(getattr(result, "max_loaded_at", None)),
@@ -515,11 +544,11 @@ class DbtFreshnessRunner:
             sources_json=sources_path if ours else None,
         )
 
-    @staticmethod
-    def _failure(res: Any, action: str) -> str:
+    def _failure(self, res: Any, action: str) -> str:
         exc = getattr(res, "exception", None)
         if exc is not None:
-            return describe_exception(exc, action)
+            secrets = sorted({*secret_values(), *profile_secrets(self.dbt)}, key=len, reverse=True)
+            return describe_exception(exc, action, secrets)
         return f"{action} failed without a result or an error (see logs/dbt.log in the project)"
 
 

@@ -30,7 +30,7 @@ from devtools import pg, seed
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_PROJECT = ROOT / "dbt_project"
-DBT_PROM = ROOT / ".venv" / "bin" / "dbt-prom"
+DBT_PROM = Path(sys.executable).parent / "dbt-prom"
 PROJECT = "dbt_prom_demo"
 TARGET = "dev"
 

@@ -194,3 +194,20 @@ def test_fingerprint_changes_with_project_files_only(tmp_path: Path) -> None:
     assert runner.project_fingerprint(tmp_path) == first
     (tmp_path / "models" / "a.sql").write_text("select 2 as changed\n")
     assert runner.project_fingerprint(tmp_path) != first
+
+
+def test_profile_secrets_are_the_literal_ones(tmp_path: Path) -> None:
+    (tmp_path / "profiles.yml").write_text(
+        "p:\n  target: dev\n  outputs:\n    dev:\n      type: postgres\n      password: lit3ral-pw\n"
+        "      user: bob\n    prod:\n      pass: \"{{ env_var('PW') }}\"\n      token: tk-123456\n"
+    )
+    found = runner.profile_secrets(DbtOptions(profiles_dir=tmp_path))
+    assert sorted(found) == ["lit3ral-pw", "tk-123456"]
+    assert runner.profile_secrets(DbtOptions(profiles_dir=tmp_path / "missing")) == []
+
+
+def test_secrets_are_scrubbed_before_truncation() -> None:
+    secret = "abcdefghijklmnop"
+    exc = RuntimeError("x" * 390 + secret)
+    message = runner.describe_exception(exc, secrets=[secret])
+    assert "abcdef" not in message
