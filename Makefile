@@ -89,5 +89,5 @@ docs: install ## Regenerate the README's CLI and metrics reference from the code
 constraints: ## Re-pin constraints.txt from the current .venv
 	scripts/pin-constraints.sh
 
-clean: demo-down ## Remove the venv, run state and caches
+clean: demo-down pg-down ## Remove the venv, run state and caches
 	rm -rf $(VENV) $(RUN_DIR) .pytest_cache .mypy_cache .ruff_cache .hypothesis
