@@ -1,0 +1,152 @@
+"""Benchmark: a `dbt-prom serve` refresh vs a CLI `dbt source freshness`, on the sample project.
+
+Figures (printed, never asserted; target for the ratio: <= 0.1):
+
+- ``dbt source freshness`` (the dbt CLI, a fresh process each time) wall time, median of N;
+- one ``serve`` refresh after the first (dbt imported, parsed manifest kept in memory by the
+  long-lived runner: :class:`dbt_prom_bridge.serve.Refresher`), median of N;
+- the raw-SQL floor: the same ``max(loaded_at)`` queries, sent through the dbt adapter's own
+  connection in the same process, no dbt task around them;
+- the /metrics page encode time of that run (prometheus_client registry + custom collector).
+
+Self-contained: starts its own embedded PostgreSQL and seeds a private copy of the sample
+project. ``python -m bench.serve`` runs it alone; ``make bench`` collects it with the others.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
+
+_IN_PROCESS = r"""
+import json, statistics, sys, time
+from pathlib import Path
+from dbt_prom_bridge.config import ArtifactOptions, DbtOptions, RunOptions
+from dbt_prom_bridge.serve import Exporter, Refresher
+
+project, rounds = Path(sys.argv[1]), int(sys.argv[2])
+dbt = DbtOptions(project_dir=project, profiles_dir=project)
+refresher = Refresher(dbt, ArtifactOptions(), RunOptions())
+t0 = time.perf_counter()
+first = refresher()
+first_s = time.perf_counter() - t0
+refreshes = []
+for _ in range(rounds):
+    t = time.perf_counter()
+    run = refresher()
+    refreshes.append(time.perf_counter() - t)
+assert run.success, run.error
+
+# The raw-SQL floor: the freshness queries dbt runs, through the adapter's own connection.
+from dbt.adapters.factory import FACTORY
+adapter = next(iter(FACTORY.adapters.values()))
+manifest = json.loads((project / "target" / "manifest.json").read_text())
+queries = []
+for node in manifest["sources"].values():
+    fresh = node.get("freshness") or {}
+    if not any((fresh.get(k) or {}).get("count") for k in ("warn_after", "error_after")):
+        continue
+    if node.get("loaded_at_query"):
+        queries.append(node["loaded_at_query"])
+        continue
+    where = f" where {fresh['filter']}" if fresh.get("filter") else ""
+    queries.append(
+        f"select max({node['loaded_at_field']}) as max_loaded_at, now() as snapshotted_at "
+        f"from {node['relation_name']}{where}"
+    )
+floors = []
+failed = 0
+with adapter.connection_named("bench-floor"):
+    for _ in range(rounds):
+        t = time.perf_counter()
+        failed = 0
+        for sql in queries:
+            try:
+                adapter.execute(sql, fetch=True)
+            except Exception:
+                failed += 1
+                adapter.connections.get_thread_connection().handle.rollback()
+        floors.append(time.perf_counter() - t)
+
+exporter = Exporter(lambda: run, interval=3600, listen=("127.0.0.1", 0))
+exporter.refresh_once()
+from prometheus_client.exposition import generate_latest
+t = time.perf_counter()
+page = generate_latest(exporter.registry)
+encode_s = time.perf_counter() - t
+exporter.close()
+print(json.dumps({
+    "sources": len(run.checks), "first": first_s, "refresh": statistics.median(refreshes),
+    "floor": statistics.median(floors), "queries": len(queries), "failed_queries": failed,
+    "encode_ms": encode_s * 1000, "page_bytes": len(page),
+}))
+"""
+
+
+def _timed(argv: list[str], env: dict[str, str]) -> float:
+    started = time.perf_counter()
+    proc = subprocess.run(
+        argv, check=False, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=600
+    )
+    elapsed = time.perf_counter() - started
+    if proc.returncode not in (0, 1):
+        raise RuntimeError(f"{' '.join(argv[:3])} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    return elapsed
+
+
+def run() -> list[tuple[str, str]]:
+    from tests.fixtures_dbt import DbtProjectEnv, copy_project, started_postgres
+
+    with started_postgres() as pg, tempfile.TemporaryDirectory(prefix="dbt-prom-bench-serve-") as tmp:
+        project = copy_project(Path(tmp) / "dbt_project")
+        env = DbtProjectEnv(project_dir=project, profiles_dir=project, env=pg.env(), postgres=pg)
+        env.seed()
+        proc_env = env.subprocess_env()
+        dbt_argv = [str(BIN / "dbt"), "source", "freshness", *env.cli_args()]
+        _timed(dbt_argv, proc_env)  # warm the partial-parse cache and the OS file cache
+        cli_times = [_timed(dbt_argv, proc_env) for _ in range(ROUNDS)]
+        in_process = subprocess.run(
+            [sys.executable, "-c", _IN_PROCESS, str(project), str(ROUNDS)],
+            env={**proc_env, "PYTHONPATH": str(ROOT)},
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        if in_process.returncode != 0:
+            raise RuntimeError(f"serve benchmark failed: {in_process.stderr[-2000:]}")
+        figures = json.loads(in_process.stdout.strip().splitlines()[-1])
+
+    cli = statistics.median(cli_times)
+    refresh, floor = figures["refresh"], figures["floor"]
+    return [
+        ("sample project sources checked", str(figures["sources"])),
+        (f"dbt source freshness (CLI) wall, median of {ROUNDS}", f"{cli:.3f} s"),
+        ("serve: first refresh (import dbt + parse + freshness)", f"{figures['first']:.3f} s"),
+        (f"serve: refresh 2+ (manifest in memory), median of {ROUNDS}", f"{refresh * 1000:.1f} ms"),
+        ("serve refresh / CLI dbt source freshness (target <= 0.1)", f"{refresh / cli:.3f}"),
+        (
+            f"raw-SQL floor: {figures['queries']} max() queries via the adapter connection",
+            f"{floor * 1000:.1f} ms ({figures['failed_queries']} failed: runtime errors)",
+        ),
+        ("serve refresh / raw-SQL floor", f"{refresh / floor:.1f}x"),
+        (
+            "/metrics page encode (registry + custom collector)",
+            f"{figures['encode_ms']:.2f} ms, {figures['page_bytes']} B",
+        ),
+    ]
+
+
+if __name__ == "__main__":
+    for name, figure in run():
+        print(f"{name:<62} {figure}")
