@@ -370,11 +370,13 @@ def instance(base: Path, port: int | None = None) -> Postgres:
     if state_file.exists():
         try:
             state = json.loads(state_file.read_text())
+            bindir = Path(state["bindir"])
             return Postgres(
                 base=base,
                 port=int(state["port"]),
                 socket_dir=Path(state["socket_dir"]),
-                bindir=Path(state["bindir"]),
+                # the venv may have been recreated since: find the binaries again
+                bindir=bindir if (bindir / "pg_ctl").is_file() else find_bindir(),
                 os_user=state.get("os_user"),
             )
         except (OSError, ValueError, KeyError, TypeError):
