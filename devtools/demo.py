@@ -119,7 +119,7 @@ def held_by_alertmanager(alertmanager: str, source: str, table: str) -> dict[str
     return dict(alerts[0]) if alerts else None
 
 
-def demo(workdir: Path, timeout: float) -> int:
+def demo(workdir: Path, timeout: float, project: Path = PROJECT) -> int:
     steps = Steps()
     workdir = workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -150,7 +150,7 @@ def demo(workdir: Path, timeout: float) -> int:
     finally:
         conn.close()
 
-    project_args = ["--project-dir", str(PROJECT), "--profiles-dir", str(PROJECT)]
+    project_args = ["--project-dir", str(project), "--profiles-dir", str(project)]
     rules_file = rules_dir / "dbt_freshness.yml"
     if "rules" in commands:
         steps.say("generating alert rules from the dbt thresholds (dbt-prom rules) and loading them")
@@ -225,7 +225,7 @@ def demo(workdir: Path, timeout: float) -> int:
     )
     print(f"  Pushgateway        {urls['pushgateway']}")
     print(f"  Alertmanager       {urls['alertmanager']}/#/alerts")
-    print("  The table again    dbt-prom status --project-dir dbt_project --profiles-dir dbt_project")
+    print(f"  The table again    dbt-prom status --project-dir {project} --profiles-dir {project}")
     print("Stop everything with `make demo-down`.")
     return 0 if not missing else 3
 
@@ -245,18 +245,30 @@ def down(workdir: Path) -> None:
     print(f"demo: removed {workdir}", file=sys.stderr)
 
 
+def _helper_errors() -> tuple[type[Exception], ...]:
+    """The one-line errors of the database helpers (when they are installed)."""
+    try:
+        from devtools.pg import PgError
+        from devtools.seed import SeedError
+    except ImportError:
+        return ()
+    return (PgError, SeedError)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devtools.demo", description=__doc__.split("\n")[0])
     parser.add_argument("action", choices=["up", "down"], nargs="?", default="up")
     parser.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="demo state (default .run/demo)")
     parser.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for each alert step")
+    parser.add_argument("--project", type=Path, default=PROJECT, help="dbt project (default: dbt_project/)")
     args = parser.parse_args(argv)
     if args.action == "down":
         down(args.dir)
         return 0
+    expected: tuple[type[Exception], ...] = (DemoError, stack.StackError, *_helper_errors())
     try:
-        return demo(args.dir, args.timeout)
-    except (DemoError, stack.StackError) as exc:
+        return demo(args.dir, args.timeout, args.project.resolve())
+    except expected as exc:
         print(f"demo: error: {exc}", file=sys.stderr)
         print("demo: `make demo-down` cleans up what was started", file=sys.stderr)
         return 1
