@@ -9,15 +9,18 @@ Nothing here prints; results come back as records and failures as :class:`DbtPro
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from dbt_prom_bridge import dbtproject
 from dbt_prom_bridge.artifacts import check_age, read_manifest, read_sources
 from dbt_prom_bridge.config import ArtifactOptions, DbtOptions, DeliveryOptions, GatewayConfig, RunOptions
-from dbt_prom_bridge.errors import ArtifactError, DbtRunError
+from dbt_prom_bridge.errors import ArtifactError, DbtRunError, PushError
 from dbt_prom_bridge.model import FreshnessRun, Manifest, RunContext, build_run, failed_run
+from dbt_prom_bridge.redact import redact_url
+from dbt_prom_bridge.sinks import spill
+from dbt_prom_bridge.sinks.spill import Destination, ReplayReport
 
 
 @dataclass(frozen=True)
@@ -150,6 +153,16 @@ class DeliveryReport:
     run: FreshnessRun
     destinations: tuple[str, ...]
     carried_over: int = 0
+    #: Spilled runs replayed after this push succeeded (None when nothing was pending).
+    replayed: ReplayReport | None = None
+
+
+def check_gateway(gateway: GatewayConfig) -> None:
+    """Refuse (exit 2) a gateway config that cannot work, before dbt runs: a bad URL, an
+    unreadable CA or client certificate, credentials that cannot go into a header."""
+    from dbt_prom_bridge.sinks.http import HttpClient
+
+    HttpClient(gateway.url, gateway.auth, gateway.timeout, gateway.retries, gateway.backoff)
 
 
 def check_not_already_pushed(run: FreshnessRun, gateway: GatewayConfig) -> None:
@@ -163,7 +176,12 @@ def check_not_already_pushed(run: FreshnessRun, gateway: GatewayConfig) -> None:
 
     if run.generated_at is None:
         return
-    held = Pushgateway(gateway).run_timestamp(grouping_labels(run, gateway))
+    try:
+        held = Pushgateway(gateway).run_timestamp(grouping_labels(run, gateway))
+    except PushError:
+        # The gateway cannot be asked (down, auth...): the push below fails the same way and
+        # spills the run; replay never lets it replace a newer run.
+        return
     if held is None:
         return
     if run.generated_at == held:
@@ -179,8 +197,16 @@ def check_not_already_pushed(run: FreshnessRun, gateway: GatewayConfig) -> None:
         )
 
 
-def deliver(run: FreshnessRun, delivery: DeliveryOptions) -> DeliveryReport:
-    """Send ``run`` to every configured destination."""
+def deliver(
+    run: FreshnessRun, delivery: DeliveryOptions, now: Callable[[], float] = time.time
+) -> DeliveryReport:
+    """Send ``run`` to every configured destination.
+
+    When the gateway push fails for good and ``delivery.spill_dir`` is set, the run is saved
+    there and :class:`~dbt_prom_bridge.sinks.spill.RunSpilled` (a ``PushError``, exit 4) is
+    raised; without a spill dir the ``PushError`` itself. After a successful push, runs spilled
+    earlier for the same gateway are replayed (``delivery.auto_replay``).
+    """
     from dbt_prom_bridge.sinks.pushgateway import Pushgateway
 
     destinations: list[str] = []
@@ -192,8 +218,96 @@ def deliver(run: FreshnessRun, delivery: DeliveryOptions) -> DeliveryReport:
         written = textfile.write(run, delivery.textfile)
         held, carried = written.run, written.carried_over
         destinations.append(str(written.path))
+    replayed = None
     if delivery.gateway is not None:
-        outcome = Pushgateway(delivery.gateway).push(run)
+        try:
+            outcome = Pushgateway(delivery.gateway).push(run)
+        except PushError as exc:
+            if delivery.spill_dir is None:
+                raise
+            raise spill_failed_push(run, delivery.gateway, delivery.spill_dir, exc, now) from None
         held, carried = outcome.run, outcome.carried_over
         destinations.append(outcome.url)
-    return DeliveryReport(held, tuple(destinations), carried)
+        if delivery.spill_dir is not None and delivery.auto_replay:
+            replayed = replay_pending(delivery.gateway, delivery.spill_dir)
+    return DeliveryReport(held, tuple(destinations), carried, replayed)
+
+
+def gateway_destination(run: FreshnessRun, gateway: GatewayConfig) -> Destination:
+    """Where ``run`` goes on ``gateway`` (for spill files: no credentials)."""
+    from dbt_prom_bridge.sinks.pushgateway import grouping_labels
+
+    return Destination(
+        kind="pushgateway",
+        url=redact_url(gateway.url),
+        job=gateway.job,
+        grouping_key=grouping_labels(run, gateway),
+    )
+
+
+def spill_failed_push(
+    run: FreshnessRun,
+    gateway: GatewayConfig,
+    spill_dir: Path,
+    failure: PushError,
+    now: Callable[[], float] = time.time,
+) -> PushError:
+    """Save ``run`` for replay after ``failure``; the error to raise says where it went.
+
+    Returns a :class:`~dbt_prom_bridge.sinks.spill.RunSpilled`, or a plain :class:`PushError`
+    saying the run is lost when it cannot be written either.
+    """
+    try:
+        path = spill.spill_run(spill_dir, run, gateway_destination(run, gateway), str(failure), now)
+    except OSError as exc:
+        return PushError(
+            f"{failure}; the run could not be saved to {spill_dir} either "
+            f"({exc.strerror or type(exc).__name__}), so it is lost: fix --spill-dir",
+            status=failure.status,
+        )
+    return spill.RunSpilled(failure, path, spill_dir)
+
+
+def _same_gateway(entry: spill.SpilledRun, url: str) -> bool:
+    return entry.destination.kind == "pushgateway" and entry.destination.url.rstrip("/") == (
+        redact_url(url.strip()).rstrip("/")
+    )
+
+
+def replay(
+    spill_dir: Path,
+    gateway: GatewayConfig,
+    handlers: Mapping[str, spill.Handler] | None = None,
+    wait: bool = True,
+) -> ReplayReport:
+    """Deliver the runs spilled for ``gateway.url`` (oldest first, never over newer data).
+
+    ``gateway`` gives the URL, credentials, timeout and retries; each entry keeps its own job and
+    grouping key. Credentials are only ever sent to that URL: entries spilled for another gateway
+    are left untried. ``handlers`` adds replayers for other destination kinds (remote write).
+    """
+    from dbt_prom_bridge.sinks.pushgateway import Pushgateway
+
+    def push(entry: spill.SpilledRun) -> spill.Outcome:
+        extra = tuple((k, v) for k, v in entry.destination.grouping_key if k not in ("project", "target"))
+        config = replace(gateway, job=entry.destination.job or gateway.job, grouping_key=extra)
+        outcome = Pushgateway(config).replay(entry.run, entry.when)
+        return spill.PUSHED if outcome is not None else spill.SUPERSEDED
+
+    def select(entry: spill.SpilledRun) -> bool:
+        return entry.destination.kind != "pushgateway" or _same_gateway(entry, gateway.url)
+
+    return spill.replay(spill_dir, {"pushgateway": push, **(handlers or {})}, select=select, wait=wait)
+
+
+def replay_pending(gateway: GatewayConfig, spill_dir: Path) -> ReplayReport | None:
+    """After a successful push: replay what earlier pushes to the same gateway spilled.
+
+    Returns None when nothing is pending for this gateway, or another process is replaying.
+    """
+    if not spill.entries_for(spill_dir, lambda e: _same_gateway(e, gateway.url)):
+        return None
+    try:
+        return replay(spill_dir, gateway, wait=False)
+    except spill.Busy:
+        return None

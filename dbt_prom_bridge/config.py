@@ -160,3 +160,5 @@ class DeliveryOptions:
     dry_run: bool = False
     #: Where runs that could not be delivered are kept for ``dbt-prom replay``.
     spill_dir: Path | None = None
+    #: After a successful push, replay what earlier failed pushes to the same gateway spilled.
+    auto_replay: bool = True

@@ -183,15 +183,15 @@ def _key_value(
     return tuple(out)
 
 
-gateway_options = _stack(
-    click.option(
-        "--gateway",
-        envvar="DBT_PROM_GATEWAY",
-        metavar="URL",
-        help=env_help(
-            "Pushgateway URL, e.g. http://pushgateway:9091 (may embed user:password@).", "DBT_PROM_GATEWAY"
-        ),
+_gateway_url_option = click.option(
+    "--gateway",
+    envvar="DBT_PROM_GATEWAY",
+    metavar="URL",
+    help=env_help(
+        "Pushgateway URL, e.g. http://pushgateway:9091 (may embed user:password@).", "DBT_PROM_GATEWAY"
     ),
+)
+_grouping_options = _stack(
     click.option(
         "--job",
         default=DEFAULT_JOB,
@@ -206,6 +206,9 @@ gateway_options = _stack(
         callback=_key_value,
         help="Extra grouping-key label (besides job, project, target). Repeatable.",
     ),
+)
+#: How to reach the gateway (URL, auth, TLS, timeout, retries), without job and grouping key.
+_connection_options = _stack(
     click.option(
         "--gateway-user",
         envvar="DBT_PROM_GATEWAY_USER",
@@ -256,11 +259,47 @@ gateway_options = _stack(
         show_default=True,
         envvar="DBT_PROM_RETRIES",
         help=env_help(
-            "Retries after a retryable failure (connection refused, timeout, 5xx), with exponential backoff.",
+            "Retries after a retryable failure (connection refused, timeout, 5xx, 408, 429), with "
+            "exponential backoff (1s, 2s, 4s... at most 30s).",
             "DBT_PROM_RETRIES",
         ),
     ),
 )
+gateway_options = _stack(_gateway_url_option, _grouping_options, _connection_options)
+#: Options of commands that only connect (``replay``): URL, auth, TLS, timeout, retries.
+gateway_connection_options = _stack(_gateway_url_option, _connection_options)
+#: Connection options that are never secret (they may be repeated in a printed command line).
+CONNECTION_PARAMS: tuple[str, ...] = (
+    "gateway",
+    "gateway_user",
+    "gateway_password_file",
+    "gateway_token_file",
+    "gateway_ca",
+    "gateway_cert",
+    "gateway_key",
+    "timeout",
+    "retries",
+)
+
+spill_option = click.option(
+    "--spill-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="DBT_PROM_SPILL_DIR",
+    help=env_help(
+        "Where runs that could not be pushed are kept for `dbt-prom replay` "
+        "(default: dbt-prom-spill in the project's target dir).",
+        "DBT_PROM_SPILL_DIR",
+    ),
+)
+
+
+def spill_dir(kw: dict[str, Any], dbt: DbtOptions) -> Path:
+    """``--spill-dir``, else ``<the project's target dir>/dbt-prom-spill``."""
+    from dbt_prom_bridge import dbtproject
+    from dbt_prom_bridge.sinks.spill import DEFAULT_DIR_NAME
+
+    given: Path | None = kw.pop("spill_dir")
+    return given if given is not None else dbtproject.artifacts_dir(dbt) / DEFAULT_DIR_NAME
 
 
 def http_auth(kw: dict[str, Any]) -> HttpAuth:
@@ -284,6 +323,16 @@ def http_auth(kw: dict[str, Any]) -> HttpAuth:
         cert_file=cert,
         key_file=key,
     )
+
+
+def connection_config(kw: dict[str, Any]) -> GatewayConfig | None:
+    """URL, auth, timeout and retries only (``replay``); None without a URL."""
+    url = kw.pop("gateway")
+    auth = http_auth(kw)
+    timeout, retries = kw.pop("timeout"), kw.pop("retries")
+    if not url:
+        return None
+    return GatewayConfig(url=url, auth=auth, timeout=timeout, retries=retries)
 
 
 def gateway_config(kw: dict[str, Any]) -> GatewayConfig | None:

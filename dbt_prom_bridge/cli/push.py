@@ -19,13 +19,17 @@ from dbt_prom_bridge.cli.options import (
     gateway_options,
     meta_label_option,
     meta_labels,
+    spill_dir,
+    spill_option,
     wants_colour,
 )
+from dbt_prom_bridge.cli.replay import print_report, replay_command
 from dbt_prom_bridge.config import DeliveryOptions, RunOptions
-from dbt_prom_bridge.errors import CheckFailed, DbtRunError, UsageError
+from dbt_prom_bridge.errors import CheckFailed, DbtRunError, PushError, UsageError
 from dbt_prom_bridge.exposition import render
 from dbt_prom_bridge.model import FailOn, FreshnessRun
 from dbt_prom_bridge.sinks import textfile
+from dbt_prom_bridge.sinks.spill import RunSpilled
 
 
 def warn(message: str) -> None:
@@ -72,6 +76,15 @@ def on_event(line: str) -> None:
     help="Also (or only) write the metrics to this node_exporter textfile-collector file (*.prom), "
     "atomically.  [env: DBT_PROM_TEXTFILE]",
 )
+@spill_option
+@click.option(
+    "--auto-replay/--no-auto-replay",
+    default=True,
+    show_default=True,
+    envvar="DBT_PROM_AUTO_REPLAY",
+    help="After a successful push, also push what earlier failed pushes to this gateway spilled "
+    "(never over newer data).  [env: DBT_PROM_AUTO_REPLAY]",
+)
 @click.option("--dry-run", is_flag=True, help="Print the exposition text to stdout; push nothing.")
 @click.option(
     "--fail-on",
@@ -113,7 +126,15 @@ def command(**kw: Any) -> None:
         textfile_path = None
     if textfile_path is not None:
         textfile.check_path(textfile_path)
-    delivery = DeliveryOptions(gateway=None if dry_run else gateway, textfile=textfile_path, dry_run=dry_run)
+    delivery = DeliveryOptions(
+        gateway=None if dry_run else gateway,
+        textfile=textfile_path,
+        dry_run=dry_run,
+        spill_dir=spill_dir(kw, dbt),
+        auto_replay=kw.pop("auto_replay"),
+    )
+    if delivery.gateway is not None:
+        api.check_gateway(delivery.gateway)
     if not dry_run and delivery.gateway is None and delivery.textfile is None:
         raise UsageError(
             "nowhere to push: give --gateway URL (or DBT_PROM_GATEWAY), --textfile PATH, or --dry-run"
@@ -129,9 +150,21 @@ def command(**kw: Any) -> None:
         return
     if art.no_run and not art.force and delivery.gateway is not None:
         api.check_not_already_pushed(run, delivery.gateway)
-    result = api.deliver(run, delivery)
+    try:
+        result = api.deliver(run, delivery)
+    except RunSpilled as exc:
+        report(run, fmt)
+        message = f"{exc}; replay it with: {replay_command(click.get_current_context(), exc.directory)}"
+        if delivery.auto_replay:
+            message += " (the next successful push replays it too)"
+        if not run.success:
+            warn(message)
+            gate(run, opts.fail_on)
+        raise PushError(message, status=exc.status) from None
     for where in result.destinations:
         carried = f" ({result.carried_over} unselected sources kept)" if result.carried_over else ""
         click.echo(f"dbt-prom: pushed {len(run.checks)} sources to {where}{carried}", err=True)
+    if result.replayed is not None:
+        print_report(result.replayed, delivery.gateway.url if delivery.gateway else None, auto=True)
     report(run, fmt)
     gate(run, opts.fail_on)

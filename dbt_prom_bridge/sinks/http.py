@@ -20,41 +20,34 @@ from dataclasses import dataclass, replace
 
 from dbt_prom_bridge.config import HttpAuth, Secret
 from dbt_prom_bridge.errors import PushError, UsageError
+from dbt_prom_bridge.redact import Scrubber, redact_url, split_userinfo
+
+__all__ = ["DeliveryError", "HttpClient", "HttpFailure", "Response", "redact_url", "split_credentials"]
 
 USER_AGENT = "dbt-prom-bridge"
-
-
-def redact_url(url: str) -> str:
-    """The URL without user info, query string or fragment (they may hold secrets)."""
-    try:
-        parts = urllib.parse.urlsplit(url)
-    except ValueError:
-        return "<invalid URL>"
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    netloc = host + (f":{port}" if port else "")
-    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+#: Longest wait between two attempts, whatever ``backoff`` and the attempt number say.
+MAX_BACKOFF = 30.0
+#: How much of an error body is read and shown (servers may answer with whole pages).
+MAX_ERROR_BODY = 2048
 
 
 def split_credentials(url: str, auth: HttpAuth) -> tuple[str, HttpAuth]:
     """Move ``user:password@`` out of the URL into ``auth`` (flags win over the URL)."""
+    userinfo, clean = split_userinfo(url)
     try:
-        parts = urllib.parse.urlsplit(url)
+        parts = urllib.parse.urlsplit(clean)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
     except ValueError:
-        raise UsageError("the gateway URL is not a valid URL") from None
+        raise UsageError(
+            f"the URL {redact_url(url)!r} is not a valid URL (check its host and port)"
+        ) from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UsageError(f"the URL {redact_url(url)!r} must start with http:// or https:// and name a host")
-    if parts.username is None and parts.password is None:
+    if userinfo is None:
         return url, auth
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    clean = urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-    user = urllib.parse.unquote(parts.username or "")
-    password = urllib.parse.unquote(parts.password or "")
+    raw_user, _, raw_password = userinfo.partition(":")
+    user = urllib.parse.unquote(raw_user)
+    password = urllib.parse.unquote(raw_password)
     if auth.username is None and auth.token is None:
         auth = replace(auth, username=user, password=auth.password or Secret(password))
     return clean, auth
@@ -67,6 +60,17 @@ class HttpFailure(Exception):
         super().__init__(message)
         self.retryable = retryable
         self.status = status
+
+
+class DeliveryError(PushError):
+    """The request failed for good (after the retries). ``retryable`` tells a transient cause
+    (connection refused, timeout, 5xx, 408/429: try again later) from a permanent one (4xx,
+    authentication, TLS: fix something first). Replay uses it to stop early when a gateway is down.
+    """
+
+    def __init__(self, message: str, status: int | None = None, retryable: bool = False) -> None:
+        super().__init__(message, status=status)
+        self.retryable = retryable
 
 
 @dataclass(frozen=True)
@@ -88,8 +92,31 @@ def _ssl_context(auth: HttpAuth) -> ssl.SSLContext:
     return ctx
 
 
+def _check_header_safe(value: str, what: str, extra_forbidden: str = "") -> None:
+    """Refuse values http.client would reject with an error that quotes them (secrets!)."""
+    bad = any(ord(ch) < 0x20 or ord(ch) == 0x7F or ch in extra_forbidden for ch in value)
+    if bad or not value.isascii():
+        raise UsageError(
+            f"the {what} contains a line break, control character or non-ASCII character; "
+            "check the environment variable or file it comes from"
+        )
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Never follow redirects: they would resend the credentials, possibly to another host."""
+
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
 class HttpClient:
-    """Requests against one base URL with auth, TLS, a timeout and bounded retries."""
+    """Requests against one base URL with auth, TLS, a timeout and bounded retries.
+
+    Retryable failures (connection refused/reset, timeout, HTTP 5xx, 408, 429) are retried up
+    to ``retries`` times, waiting ``backoff * 2**attempt`` seconds (at most :data:`MAX_BACKOFF`)
+    in between. Permanent ones (other 4xx, authentication, TLS, redirects) fail at once.
+    Worst case before giving up: ``(retries + 1) * timeout`` plus the waits.
+    """
 
     def __init__(
         self,
@@ -100,21 +127,31 @@ class HttpClient:
         backoff: float = 1.0,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.base_url, self.auth = split_credentials(url.rstrip("/"), auth)
+        clean, self.auth = split_credentials(url.strip(), auth)
         if self.auth.username is not None and self.auth.token is not None:
             raise UsageError("use either basic auth (--gateway-user) or a bearer token, not both")
+        parts = urllib.parse.urlsplit(clean)
+        self.base_url = urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
+        #: A query string is kept apart and appended after each request path (it may hold a key).
+        self._query = parts.query
         self.display_url = redact_url(self.base_url)
         self.timeout = timeout
         self.retries = max(0, retries)
-        self.backoff = backoff
+        self.backoff = max(0.0, backoff)
         self._sleep = sleep
-        handlers: list[urllib.request.BaseHandler] = []
+        secrets = [s.reveal() for s in (self.auth.password, self.auth.token) if s is not None]
+        if self.auth.username is not None:
+            _check_header_safe(self.auth.username, "gateway user name", extra_forbidden=":")
+        for secret in (self.auth.password, self.auth.token):
+            if secret is not None:
+                _check_header_safe(secret.reveal(), "gateway password or token")
+        if self._query:
+            secrets.append(self._query)
+        self.scrub = Scrubber(secrets, self.auth.username)
+        handlers: list[urllib.request.BaseHandler] = [_NoRedirect()]
         if self.base_url.startswith("https:"):
             handlers.append(urllib.request.HTTPSHandler(context=_ssl_context(self.auth)))
         self._opener = urllib.request.build_opener(*handlers)
-        self._secrets = tuple(
-            s.reveal() for s in (self.auth.password, self.auth.token) if s is not None and s.reveal()
-        )
 
     def _headers(self, extra: Mapping[str, str]) -> dict[str, str]:
         headers = {"User-Agent": USER_AGENT, **extra}
@@ -126,65 +163,82 @@ class HttpClient:
             headers["Authorization"] = "Basic " + base64.b64encode(raw).decode("ascii")
         return headers
 
-    def scrub(self, text: str) -> str:
-        """Remove any secret this client holds from ``text`` (server messages may echo them)."""
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
+    def url_for(self, path: str) -> str:
+        return self.base_url + path + (f"?{self._query}" if self._query else "")
 
     def once(
         self, method: str, path: str, body: bytes | None = None, headers: Mapping[str, str] | None = None
     ) -> Response:
         """One attempt; raises :class:`HttpFailure` (retryable or not)."""
         request = urllib.request.Request(
-            self.base_url + path, data=body, method=method, headers=self._headers(headers or {})
+            self.url_for(path), data=body, method=method, headers=self._headers(headers or {})
         )
+        where = self.display_url
         try:
             with self._opener.open(request, timeout=self.timeout) as resp:
                 return Response(resp.status, resp.read())
         except urllib.error.HTTPError as exc:
-            detail = self.scrub(exc.read()[:500].decode("utf-8", "replace").strip())
             status = exc.code
+            try:
+                raw = exc.read(MAX_ERROR_BODY) if exc.fp is not None else b""
+            except (OSError, http.client.HTTPException):
+                raw = b""
+            detail = self.scrub(" ".join(raw.decode("utf-8", "replace").split()))
             if status in (401, 403):
                 raise HttpFailure(
-                    f"authentication failed ({status}) at {self.display_url}; check the username, "
+                    f"authentication failed (HTTP {status}) at {where}; check the user name, "
                     "password or token",
                     retryable=False,
                     status=status,
                 ) from None
+            if 300 <= status < 400:
+                location = redact_url(exc.headers.get("Location", "")) if exc.headers else ""
+                raise HttpFailure(
+                    f"{where} answered with a redirect (HTTP {status}"
+                    + (f" to {location}" if location else "")
+                    + "), which is not followed; point the URL at the final address",
+                    retryable=False,
+                    status=status,
+                ) from None
             retryable = status >= 500 or status in (408, 429)
-            text = f"HTTP {status} from {self.display_url}" + (f": {detail}" if detail else "")
+            text = f"HTTP {status} from {where}" + (f": {detail}" if detail else "")
             raise HttpFailure(text, retryable=retryable, status=status) from None
         except urllib.error.URLError as exc:
             reason = exc.reason
             if isinstance(reason, ssl.SSLError | ssl.CertificateError):
                 raise HttpFailure(
-                    f"TLS handshake with {self.display_url} failed ({self.scrub(str(reason))}); "
+                    f"TLS handshake with {where} failed ({self.scrub(str(reason))}); "
                     "check --gateway-ca / the client certificate",
                     retryable=False,
                 ) from None
             if isinstance(reason, (TimeoutError, socket.timeout)):
                 raise HttpFailure(
-                    f"{self.display_url} did not answer within {self.timeout:g}s", retryable=True
+                    f"{where} did not answer within {self.timeout:g}s", retryable=True
                 ) from None
-            raise HttpFailure(
-                f"cannot reach {self.display_url}: {self.scrub(str(reason))}", retryable=True
-            ) from None
+            raise HttpFailure(f"cannot reach {where}: {self.scrub(str(reason))}", retryable=True) from None
         except TimeoutError:
+            raise HttpFailure(f"{where} did not answer within {self.timeout:g}s", retryable=True) from None
+        except ssl.SSLError as exc:
             raise HttpFailure(
-                f"{self.display_url} did not answer within {self.timeout:g}s", retryable=True
+                f"TLS error talking to {where} ({self.scrub(str(exc))})", retryable=True
             ) from None
         except (http.client.HTTPException, ConnectionError, OSError) as exc:
             raise HttpFailure(
-                f"connection to {self.display_url} failed: {self.scrub(str(exc))}", retryable=True
+                f"connection to {where} failed: {self.scrub(str(exc)) or type(exc).__name__}",
+                retryable=True,
             ) from None
+
+    def wait_before(self, attempt: int) -> float:
+        """Seconds to wait before retry number ``attempt + 1`` (exponential, capped)."""
+        return float(min(MAX_BACKOFF, self.backoff * 2.0**attempt))
 
     def request(
         self, method: str, path: str, body: bytes | None = None, headers: Mapping[str, str] | None = None
     ) -> Response:
         """:meth:`once` with up to ``retries`` retries and exponential backoff on retryable failures.
 
-        Raises :class:`PushError` with the last failure's message when it gives up.
+        Raises :class:`DeliveryError` (a :class:`PushError`) with the last failure's message when
+        it gives up.
         """
         attempt = 0
         while True:
@@ -193,6 +247,8 @@ class HttpClient:
             except HttpFailure as failure:
                 if not failure.retryable or attempt >= self.retries:
                     tries = f" after {attempt + 1} attempts" if attempt else ""
-                    raise PushError(f"{failure}{tries}", status=failure.status) from None
-                self._sleep(self.backoff * (2**attempt))
+                    raise DeliveryError(
+                        f"{failure}{tries}", status=failure.status, retryable=failure.retryable
+                    ) from None
+                self._sleep(self.wait_before(attempt))
                 attempt += 1

@@ -9,6 +9,10 @@ projects and targets never overwrite each other.
   erases other sources' series).
 - A run where dbt could not run POSTs only ``run_success`` (0) and ``build_info``: POST
   replaces just those families, so the last good per-source series stay.
+- :meth:`Pushgateway.replay` delivers a spilled run later without ever replacing newer data: a
+  run newer than the group's ``run_timestamp`` is pushed as above; an older one only updates
+  the sources whose held values are older than its own (per-source ``checked_timestamp``),
+  keeping the group's run-level series; when nothing of it is newer it is superseded.
 """
 
 from __future__ import annotations
@@ -22,8 +26,21 @@ from typing import Any
 
 from dbt_prom_bridge.config import GatewayConfig
 from dbt_prom_bridge.errors import PushError, UsageError
-from dbt_prom_bridge.exposition import FAILURE_METRICS, RUN_TIMESTAMP, checks_from_series, render
-from dbt_prom_bridge.model import FreshnessRun
+from dbt_prom_bridge.exposition import (
+    BUILD_INFO,
+    FAILURE_METRICS,
+    PER_SOURCE_METRICS,
+    RUN_DURATION,
+    RUN_SUCCESS,
+    RUN_TIMESTAMP,
+    SOURCES,
+    Family,
+    checks_from_series,
+    families,
+    render,
+    render_families,
+)
+from dbt_prom_bridge.model import RUN_LABELS, FreshnessRun, SourceCheck
 from dbt_prom_bridge.sinks.http import HttpClient
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -122,11 +139,37 @@ class Pushgateway:
         group = self.group(labels)
         if group is None:
             return run, 0
-        held = checks_from_series(group_series(group), run.meta_labels)
-        fresh = {(c.source_name, c.table_name) for c in run.checks}
-        kept = [c for key, c in held.items() if (key[2], key[3]) not in fresh]
-        merged = tuple(sorted((*run.checks, *kept), key=lambda c: (c.source_name, c.table_name, c.unique_id)))
-        return replace(run, checks=merged), len(kept)
+        return carry_over(run, group)
+
+    def replay(self, run: FreshnessRun, when: float) -> PushOutcome | None:
+        """Deliver a spilled ``run`` whose time is ``when``, never replacing newer data.
+
+        Returns None when the group already holds this run or newer data for all its sources
+        (superseded: nothing pushed).
+        """
+        labels = grouping_labels(run, self.config)
+        path = group_path(self.config.job, labels)
+        url = self.client.display_url + path
+        headers = {"Content-Type": CONTENT_TYPE}
+        group = self.group(labels)
+        held_ts = group_run_timestamp(group) if group is not None else None
+        if not run.success:
+            if held_ts is not None and held_ts >= when:
+                return None
+            self.client.request("POST", path, render(run, only=FAILURE_METRICS).encode(), headers)
+            return PushOutcome("POST", url, run)
+        if group is None or held_ts is None or when > held_ts:
+            carried = 0
+            if run.partial and group is not None:
+                run, carried = carry_over(run, group)
+            self.client.request("PUT", path, render(run).encode(), headers)
+            return PushOutcome("PUT", url, run, carried)
+        merged = merge_older(run, group, held_ts, when)
+        if merged is None:
+            return None
+        body, merged_run, kept = merged
+        self.client.request("PUT", path, body.encode(), headers)
+        return PushOutcome("PUT", url, merged_run, kept)
 
     def delete(self, run: FreshnessRun) -> None:
         self.client.request("DELETE", group_path(self.config.job, grouping_labels(run, self.config)))
@@ -148,3 +191,69 @@ def group_series(
             except (KeyError, TypeError, ValueError):
                 continue
             yield name, labels, value
+
+
+def group_run_timestamp(group: Mapping[str, Any]) -> float | None:
+    for _name, _labels, value in group_series(group, (RUN_TIMESTAMP,)):
+        return value
+    return None
+
+
+def carry_over(run: FreshnessRun, group: Mapping[str, Any]) -> tuple[FreshnessRun, int]:
+    """A partial ``run`` plus the sources ``group`` holds that it did not check."""
+    held = checks_from_series(group_series(group), run.meta_labels)
+    fresh = {(c.source_name, c.table_name) for c in run.checks}
+    kept = [c for key, c in held.items() if (key[2], key[3]) not in fresh]
+    merged = tuple(sorted((*run.checks, *kept), key=_order))
+    return replace(run, checks=merged), len(kept)
+
+
+def _order(check: SourceCheck) -> tuple[str, str, str]:
+    return (check.source_name, check.table_name, check.unique_id)
+
+
+#: Label names of the run-level series, as pushed (the gateway adds job/instance/grouping labels).
+_RUN_LEVEL: Mapping[str, tuple[str, ...]] = {
+    RUN_TIMESTAMP: RUN_LABELS,
+    RUN_DURATION: RUN_LABELS,
+    RUN_SUCCESS: RUN_LABELS,
+    BUILD_INFO: (*RUN_LABELS, "version", "dbt_version"),
+}
+
+
+def merge_older(
+    run: FreshnessRun, group: Mapping[str, Any], held_ts: float, when: float
+) -> tuple[str, FreshnessRun, int] | None:
+    """Merge a run that is not newer than the group's run (``when <= held_ts``).
+
+    Only sources the group holds with an *older* check than ``run``'s are updated (a source's
+    time is its ``checked_timestamp``, else the run's time); sources the group does not hold are
+    not brought back (the newer run did not have them); the run-level series stay the group's.
+    Returns ``(exposition text, merged run, sources kept from the group)``, or None when
+    nothing in ``run`` is newer.
+    """
+    held = {(k[2], k[3]): c for k, c in checks_from_series(group_series(group), run.meta_labels).items()}
+    merged = dict(held)
+    updated = 0
+    for check in run.checks:
+        mine = held.get(check.key)
+        if mine is None:
+            continue
+        held_time = mine.checked_at if mine.checked_at is not None else held_ts
+        run_time = check.checked_at if check.checked_at is not None else when
+        if run_time > held_time:
+            merged[check.key] = check
+            updated += 1
+    if not updated:
+        return None
+    merged_run = replace(run, checks=tuple(sorted(merged.values(), key=_order)), partial=True)
+    per_source = families(merged_run, only=(*PER_SOURCE_METRICS, SOURCES))
+    run_level: list[Family] = []
+    for name, label_names in _RUN_LEVEL.items():
+        rows = [
+            (tuple(labels.get(n, "") for n in label_names), value)
+            for _n, labels, value in group_series(group, (name,))
+        ]
+        if rows:
+            run_level.append(Family(name, label_names, rows))
+    return render_families([*per_source, *run_level]), merged_run, len(merged) - updated

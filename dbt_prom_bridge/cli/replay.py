@@ -1,0 +1,196 @@
+"""``dbt-prom replay``: push the runs that earlier pushes could not deliver.
+
+A separate command rather than ``push --replay``: it takes no dbt or artifact options (it never
+runs dbt nor reads artifacts), only where the spill directory is and how to reach the gateway,
+and its exit code says one thing: 0 when nothing is left, 4 when something still is. ``push``
+also replays by itself after each successful push (``--no-auto-replay`` turns that off), so a
+cron job recovers without anyone running this.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+import click
+from click.core import ParameterSource
+
+from dbt_prom_bridge import api
+from dbt_prom_bridge.cli import EXIT_CODES_HELP
+from dbt_prom_bridge.cli.options import (
+    CONNECTION_PARAMS,
+    connection_config,
+    env_help,
+    gateway_connection_options,
+    spill_dir,
+    spill_option,
+)
+from dbt_prom_bridge.config import DbtOptions
+from dbt_prom_bridge.errors import PushError, UsageError
+from dbt_prom_bridge.redact import redact_url
+from dbt_prom_bridge.sinks import spill
+from dbt_prom_bridge.sinks.spill import ReplayReport, SpilledRun
+
+
+def replay_command(ctx: click.Context, directory: Path) -> str:
+    """The exact ``dbt-prom replay`` command for what ``ctx``'s command spilled.
+
+    Repeats the connection options given on the command line (never a secret: passwords and
+    tokens only come from env vars or files); options from env vars are in the env already.
+    """
+    parts = ["dbt-prom", "replay", "--spill-dir", str(directory)]
+    note = ""
+    for name in CONNECTION_PARAMS:
+        value = ctx.params.get(name)
+        source = ctx.get_parameter_source(name)
+        given = source in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+        if value is None or value == () or not given:
+            continue
+        if name == "gateway":
+            if _has_credentials(str(value)):
+                if source is ParameterSource.ENVIRONMENT:
+                    continue
+                note = " (with the gateway credentials: they are never saved or shown)"
+            value = redact_url(str(value).strip())
+        elif source is ParameterSource.ENVIRONMENT:
+            continue
+        if name == "timeout":
+            value = f"{float(value):g}s"
+        parts += ["--" + name.replace("_", "-"), str(value)]
+    return shlex.join(parts) + note
+
+
+def _has_credentials(url: str) -> bool:
+    try:
+        parts = urllib.parse.urlsplit(url.strip())
+    except ValueError:
+        return False
+    return parts.username is not None or parts.password is not None or bool(parts.query)
+
+
+def _line(message: str) -> None:
+    click.echo(f"dbt-prom: {message}", err=True)
+
+
+def print_report(report: ReplayReport, url: str | None, auto: bool = False) -> None:
+    """One stderr line per entry: pushed, superseded (dropped), failed, kept.
+
+    ``auto`` (the replay after a successful push): entries it did not try are only counted.
+    """
+    for entry in report.pushed:
+        _line(f"replayed {entry.describe()} to {entry.destination.url}")
+    for entry in report.superseded:
+        _line(f"dropped {entry.describe()}: the gateway already holds this run or newer data")
+    for entry, reason in report.failed:
+        _line(f"kept {entry.describe()}: {reason}")
+    if auto:
+        left = len(report.untried) + len(report.unreadable)
+        if left:
+            _line(f"{left} other spilled run(s) left; `dbt-prom replay --list` shows them")
+        return
+    for entry in report.untried:
+        _line(f"kept {entry.describe()}: {_why_untried(entry, url)}")
+    for bad in report.unreadable:
+        _line(f"kept {bad.path.name}: {bad.problem}; look at it, then delete it")
+
+
+def _why_untried(entry: SpilledRun, url: str | None) -> str:
+    if entry.destination.kind != "pushgateway":
+        return f"a {entry.destination.kind} destination, which this command does not replay"
+    if url is None or entry.destination.url.rstrip("/") != redact_url(url.strip()).rstrip("/"):
+        return f"spilled for {entry.destination.url}; pass --gateway {entry.destination.url} to replay it"
+    return "not tried: the gateway failed earlier in this replay"
+
+
+def _listing(entries: tuple[SpilledRun, ...], fmt: str) -> None:
+    if fmt == "json":
+        rows = [
+            {
+                "file": e.path.name,
+                "kind": e.destination.kind,
+                "url": e.destination.url,
+                "job": e.destination.job,
+                "grouping_key": dict(e.destination.grouping_key),
+                "run_time": e.when,
+                "success": e.run.success,
+                "partial": e.run.partial,
+                "sources": len(e.run.checks),
+                "reason": e.reason,
+            }
+            for e in entries
+        ]
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for e in entries:
+        click.echo(f"{e.describe()}\t{e.destination.describe()}\t{e.reason}")
+
+
+@click.command("replay", epilog=EXIT_CODES_HELP)
+@gateway_connection_options
+@spill_option
+@click.option(
+    "--project-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=".",
+    envvar="DBT_PROJECT_DIR",
+    show_default=True,
+    help=env_help("dbt project whose target dir holds the default spill dir.", "DBT_PROJECT_DIR"),
+)
+@click.option(
+    "--target-path",
+    envvar="DBT_TARGET_PATH",
+    help=env_help("dbt target path (as in dbt).", "DBT_TARGET_PATH"),
+)
+@click.option("--list", "list_only", is_flag=True, help="List the spilled runs on stdout; push nothing.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Format of --list.",
+)
+def command(**kw: Any) -> None:
+    """Push the runs earlier pushes could not deliver (kept in the spill dir), once the gateway
+    is back.
+
+    Runs go oldest first per grouping key, and never replace newer data: a run older than what
+    the gateway holds only updates sources whose held values are older, and is dropped when
+    nothing of it is newer. Pushed and dropped runs are deleted; the others stay (exit 4).
+    Credentials come from the same flags and env vars as `push`, and are only sent to --gateway:
+    runs spilled for another gateway are kept.
+    """
+    dbt = DbtOptions(project_dir=kw.pop("project_dir"), target_path=kw.pop("target_path"))
+    directory = spill_dir(kw, dbt)
+    list_only, fmt = kw.pop("list_only"), kw.pop("fmt")
+    gateway = connection_config(kw)
+    found = spill.scan(directory)
+    if list_only:
+        _listing(found.entries, fmt)
+        for bad in found.unreadable:
+            _line(f"cannot read {bad.path.name}: {bad.problem}")
+        return
+    if not found.entries and not found.unreadable:
+        _line(f"nothing to replay in {directory}")
+        return
+    if gateway is None:
+        urls = sorted({e.destination.url for e in found.entries if e.destination.kind == "pushgateway"})
+        raise UsageError(
+            "give --gateway URL (or DBT_PROM_GATEWAY) to replay to"
+            + (f"; the spilled runs were for {', '.join(urls)}" if urls else "")
+        )
+    api.check_gateway(gateway)
+    report = api.replay(directory, gateway)
+    print_report(report, gateway.url)
+    _line(
+        f"replay: {len(report.pushed)} pushed, {len(report.superseded)} dropped as superseded, "
+        f"{report.remaining} kept in {directory}"
+    )
+    if report.remaining:
+        raise PushError(
+            f"{report.remaining} spilled run(s) remain in {directory}; run this command again once "
+            "the gateway accepts them"
+        )

@@ -1,0 +1,92 @@
+"""Keeping secrets out of every message, log line, traceback and file this tool writes.
+
+- :func:`redact_url` drops user info, query string and fragment from a URL (any of them may
+  hold a credential) before it is shown or saved.
+- :class:`Scrubber` replaces known secret values, in every form they can take on the wire
+  (raw, ``user:password``, the base64 of a basic-auth header, percent-encoded), with ``***``.
+  Servers sometimes echo the request (headers included) in an error body, so everything a
+  server says passes through a scrubber before it reaches the user.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import urllib.parse
+from collections.abc import Iterable
+
+MASK = "***"
+
+
+_AUTHORITY = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~%-]+)(:\d*)?(?=[/?#]|$)")
+
+
+def split_userinfo(url: str) -> tuple[str | None, str]:
+    """``(user info, URL without it)``, robust to passwords that were not percent-encoded.
+
+    ``urllib`` takes ``http://bob:pa/ss@host`` as host ``bob`` with path ``/ss@host``, which
+    would both connect to the wrong host and show part of the password. Here the user info is
+    everything up to the *last* ``@`` before the query/fragment that is followed by a host.
+    An ``@`` in the path of a base URL is taken as user info too: over-redacting a display is
+    harmless, showing part of a password is not.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return None, url
+    head = re.split(r"[?#]", rest, maxsplit=1)[0]
+    at = head.rfind("@")
+    if at < 0 or not _AUTHORITY.match(rest, at + 1):
+        # A '?' or '#' inside an unencoded password: ``http://bob:p?s@host``.
+        at = rest.rfind("@")
+        if at < 0 or "/" in rest[:at] or not _AUTHORITY.match(rest, at + 1):
+            return None, url
+    return rest[:at], f"{scheme}://{rest[at + 1 :]}"
+
+
+def redact_url(url: str) -> str:
+    """The URL without user info, query string or fragment (they may hold secrets)."""
+    _, url = split_userinfo(url)
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return "<invalid URL>"
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    netloc = host + (f":{port}" if port else "")
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def _forms(secret: str, username: str | None) -> set[str]:
+    forms = {secret, urllib.parse.quote(secret, safe=""), urllib.parse.quote_plus(secret)}
+    if username is not None:
+        pair = f"{username}:{secret}"
+        forms.add(pair)
+        forms.add(base64.b64encode(pair.encode()).decode("ascii"))
+    forms.add(base64.b64encode(secret.encode()).decode("ascii"))
+    return {f for f in forms if f}
+
+
+class Scrubber:
+    """Replaces every known secret (and its encodings) in a text with ``***``."""
+
+    def __init__(self, secrets: Iterable[str] = (), username: str | None = None) -> None:
+        found: set[str] = set()
+        for secret in secrets:
+            if secret:
+                found |= _forms(secret, username)
+        # Longest first, so a base64 form is masked before a shorter raw form inside it.
+        self._forms = tuple(sorted(found, key=len, reverse=True))
+
+    def __bool__(self) -> bool:
+        return bool(self._forms)
+
+    def __call__(self, text: str) -> str:
+        for form in self._forms:
+            if form in text:
+                text = text.replace(form, MASK)
+        return text

@@ -1,0 +1,484 @@
+"""Spill and replay: a run that could not be delivered is kept on disk and delivered later.
+
+When every retry of a push has failed, the *run records* (not the rendered text) are written to a
+spill directory (``--spill-dir`` / ``DBT_PROM_SPILL_DIR``, default ``<dbt target dir>/dbt-prom-spill``).
+Keeping the records lets replay re-render them for whichever destination they were meant for, and
+merge them with what that destination holds by then (a Pushgateway partial-run merge, or remote
+write samples stamped with the run's own time).
+
+File format ``dbt-prom-spill/v1``: one JSON file per undelivered (run, destination), written
+atomically (temporary file in the same directory, fsync, rename; mode 0600), never holding a secret
+(the URL is stored without user info or query string, no auth of any kind, error texts scrubbed)::
+
+    {
+      "format": "dbt-prom-spill/v1",
+      "producer": "dbt-prom-bridge 0.1.0",
+      "created_at": 1767262965.5,            # when delivery gave up (Unix seconds)
+      "reason": "HTTP 500 from http://gw:9091: ... after 4 attempts",
+      "destination": {
+        "kind": "pushgateway",               # or "remote_write"
+        "url": "https://gw:9091",            # redact_url(): no credentials, no query
+        "job": "dbt_source_freshness",       # the Pushgateway job (null for remote write)
+        "grouping_key": [["project", "p"], ["target", "dev"], ["region", "eu"]]
+      },
+      "run": { ...FreshnessRun, see run_to_json()... }
+    }
+
+File names sort by the run's time: ``<YYYYmmddTHHMMSSffffffZ>-<kind>-<key hash>-<random>.json``.
+
+API for every sink (the Pushgateway, and remote write, which spills and replays the same way):
+
+- :class:`Destination` (kind, url, job, grouping_key) says where a run was going;
+  :meth:`Destination.key` groups entries that replace each other.
+- :func:`spill_run` ``(directory, run, destination, reason) -> Path`` writes one entry; a sink
+  that gave up raises :class:`RunSpilled` (a ``PushError``: exit 4) naming the file.
+- :func:`scan` ``(directory) -> Scan`` lists readable entries (:class:`SpilledRun`, oldest first)
+  and unreadable files (kept, reported).
+- :func:`replay` ``(directory, handlers, select=None, wait=True) -> ReplayReport`` delivers entries
+  oldest first per destination key. ``handlers`` maps a destination kind to a callable that takes
+  a :class:`SpilledRun` and returns :data:`PUSHED` or :data:`SUPERSEDED` (the destination already
+  holds this run or newer data: nothing pushed), or raises :class:`~dbt_prom_bridge.errors.PushError`.
+  Pushed and superseded entries are deleted; failed ones are kept. A *retryable* failure (see
+  :class:`~dbt_prom_bridge.sinks.http.DeliveryError`) stops the replay for that destination URL
+  (it is down; the other entries are kept untried). Replays hold an exclusive lock on the directory
+  (``.lock``, ``flock``) so two processes never replay the same entries at once.
+- :func:`run_to_json` / :func:`run_from_json` convert a :class:`~dbt_prom_bridge.model.FreshnessRun`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import errno
+import hashlib
+import json
+import os
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from dbt_prom_bridge import __version__
+from dbt_prom_bridge.errors import PushError
+from dbt_prom_bridge.model import FreshnessRun, SourceCheck, Status, Threshold
+from dbt_prom_bridge.redact import redact_url
+
+FORMAT = "dbt-prom-spill/v1"
+DEFAULT_DIR_NAME = "dbt-prom-spill"
+LOCK_NAME = ".lock"
+
+Outcome = Literal["pushed", "superseded"]
+PUSHED: Outcome = "pushed"
+SUPERSEDED: Outcome = "superseded"
+#: Delivers one spilled run; returns PUSHED or SUPERSEDED, raises PushError when it fails.
+Handler = Callable[["SpilledRun"], Outcome]
+
+
+# -- run records <-> JSON --------------------------------------------------------------------
+
+
+def _threshold_json(value: Threshold | None) -> dict[str, Any] | None:
+    return None if value is None else {"count": value.count, "period": value.period}
+
+
+def _threshold(raw: Any) -> Threshold | None:
+    if raw is None:
+        return None
+    return Threshold(int(raw["count"]), str(raw["period"]))
+
+
+def _check_json(check: SourceCheck) -> dict[str, Any]:
+    return {
+        "unique_id": check.unique_id,
+        "source_name": check.source_name,
+        "table_name": check.table_name,
+        "database": check.database,
+        "schema": check.schema,
+        "identifier": check.identifier,
+        "status": check.status.value,
+        "max_loaded_at": check.max_loaded_at,
+        "has_data": check.has_data,
+        "checked_at": check.checked_at,
+        "warn_after": _threshold_json(check.warn_after),
+        "error_after": _threshold_json(check.error_after),
+        "duration": check.duration,
+        "meta_values": list(check.meta_values),
+        "meta": [list(kv) for kv in check.meta],
+        "error": check.error,
+        "age_seconds": check.age_seconds,
+    }
+
+
+def _opt_float(raw: Any) -> float | None:
+    return None if raw is None else float(raw)
+
+
+def _opt_str(raw: Any) -> str | None:
+    return None if raw is None else str(raw)
+
+
+def _check(raw: Mapping[str, Any]) -> SourceCheck:
+    has_data = raw.get("has_data")
+    return SourceCheck(
+        unique_id=str(raw["unique_id"]),
+        source_name=str(raw["source_name"]),
+        table_name=str(raw["table_name"]),
+        database=str(raw.get("database", "")),
+        schema=str(raw.get("schema", "")),
+        identifier=str(raw.get("identifier", "")),
+        status=Status(raw["status"]),
+        max_loaded_at=_opt_float(raw.get("max_loaded_at")),
+        has_data=None if has_data is None else bool(has_data),
+        checked_at=_opt_float(raw.get("checked_at")),
+        warn_after=_threshold(raw.get("warn_after")),
+        error_after=_threshold(raw.get("error_after")),
+        duration=_opt_float(raw.get("duration")),
+        meta_values=tuple(str(v) for v in raw.get("meta_values", ())),
+        meta=tuple((str(k), str(v)) for k, v in raw.get("meta", ())),
+        error=_opt_str(raw.get("error")),
+        age_seconds=_opt_float(raw.get("age_seconds")),
+    )
+
+
+def run_to_json(run: FreshnessRun) -> dict[str, Any]:
+    """Every field of ``run`` as plain JSON values (the inverse of :func:`run_from_json`)."""
+    return {
+        "project": run.project,
+        "target": run.target,
+        "generated_at": run.generated_at,
+        "elapsed": run.elapsed,
+        "success": run.success,
+        "dbt_version": run.dbt_version,
+        "invocation_id": run.invocation_id,
+        "schema_version": run.schema_version,
+        "meta_labels": list(run.meta_labels),
+        "partial": run.partial,
+        "warnings": list(run.warnings),
+        "error": run.error,
+        "checks": [_check_json(c) for c in run.checks],
+    }
+
+
+def run_from_json(raw: Mapping[str, Any]) -> FreshnessRun:
+    """Rebuild a :class:`FreshnessRun`; raises ``KeyError``/``ValueError``/``TypeError`` when malformed."""
+    return FreshnessRun(
+        project=str(raw["project"]),
+        target=str(raw["target"]),
+        checks=tuple(_check(c) for c in raw["checks"]),
+        generated_at=_opt_float(raw.get("generated_at")),
+        elapsed=_opt_float(raw.get("elapsed")),
+        success=bool(raw["success"]),
+        dbt_version=_opt_str(raw.get("dbt_version")),
+        invocation_id=_opt_str(raw.get("invocation_id")),
+        schema_version=_opt_str(raw.get("schema_version")),
+        meta_labels=tuple(str(k) for k in raw.get("meta_labels", ())),
+        partial=bool(raw.get("partial", False)),
+        warnings=tuple(str(w) for w in raw.get("warnings", ())),
+        error=_opt_str(raw.get("error")),
+    )
+
+
+# -- entries ---------------------------------------------------------------------------------
+
+
+class RunSpilled(PushError):
+    """Delivery failed for good and the run was saved to ``path`` for replay (exit 4)."""
+
+    def __init__(self, cause: PushError, path: Path, directory: Path) -> None:
+        super().__init__(f"{cause}; the run was saved to {path}", status=cause.status)
+        self.cause = cause
+        self.path = path
+        self.directory = directory
+
+
+@dataclass(frozen=True)
+class Destination:
+    """Where a spilled run was going. ``url`` never holds credentials (see :func:`redact_url`)."""
+
+    kind: str
+    url: str
+    job: str | None = None
+    #: The whole grouping key except ``job`` (project, target, then ``--grouping-key`` labels).
+    grouping_key: tuple[tuple[str, str], ...] = ()
+
+    def key(self) -> tuple[str, str, str | None, tuple[tuple[str, str], ...]]:
+        """Entries with the same key replace each other at the destination."""
+        return (self.kind, self.url, self.job, self.grouping_key)
+
+    def describe(self) -> str:
+        labels = ",".join(f"{k}={v}" for k, v in self.grouping_key)
+        job = f" job={self.job}" if self.job else ""
+        return f"{self.kind} {self.url}{job} {{{labels}}}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "url": self.url,
+            "job": self.job,
+            "grouping_key": [list(kv) for kv in self.grouping_key],
+        }
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> Destination:
+        return cls(
+            kind=str(raw["kind"]),
+            url=str(raw["url"]),
+            job=_opt_str(raw.get("job")),
+            grouping_key=tuple((str(k), str(v)) for k, v in raw.get("grouping_key", ())),
+        )
+
+
+@dataclass(frozen=True)
+class SpilledRun:
+    """One spill file, read back."""
+
+    path: Path
+    run: FreshnessRun
+    destination: Destination
+    created_at: float
+    reason: str
+
+    @property
+    def when(self) -> float:
+        """The run's time: dbt's generated_at, or when delivery failed (dbt could not run)."""
+        return self.run.generated_at if self.run.generated_at is not None else self.created_at
+
+    def describe(self) -> str:
+        stamp = dt.datetime.fromtimestamp(self.when, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+        kind = "failed run" if not self.run.success else "partial run" if self.run.partial else "run"
+        return f"{self.path.name} ({kind} of {self.run.project}/{self.run.target} at {stamp})"
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    path: Path
+    problem: str
+
+
+@dataclass(frozen=True)
+class Scan:
+    entries: tuple[SpilledRun, ...]
+    unreadable: tuple[Unreadable, ...] = ()
+
+
+def _stamp(when: float) -> str:
+    return dt.datetime.fromtimestamp(when, dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+
+
+def _key_hash(destination: Destination) -> str:
+    text = json.dumps(destination.to_json(), sort_keys=True, ensure_ascii=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+def _fsync_dir(directory: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def spill_run(
+    directory: Path,
+    run: FreshnessRun,
+    destination: Destination,
+    reason: str,
+    now: Callable[[], float] = time.time,
+) -> Path:
+    """Write ``run`` for ``destination`` atomically into ``directory``; returns the file.
+
+    Raises ``OSError`` when it cannot (the caller reports that the run is lost).
+    """
+    created = now()
+    safe = Destination(
+        destination.kind, redact_url(destination.url), destination.job, destination.grouping_key
+    )
+    doc = {
+        "format": FORMAT,
+        "producer": f"dbt-prom-bridge {__version__}",
+        "created_at": created,
+        "reason": reason,
+        "destination": safe.to_json(),
+        "run": run_to_json(run),
+    }
+    data = json.dumps(doc, indent=1, ensure_ascii=False).encode("utf-8") + b"\n"
+    directory.mkdir(parents=True, exist_ok=True)
+    when = run.generated_at if run.generated_at is not None else created
+    name = f"{_stamp(when)}-{safe.kind}-{_key_hash(safe)}-{uuid.uuid4().hex[:8]}.json"
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        final = directory / name
+        Path(tmp).replace(final)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            Path(tmp).unlink()
+        raise
+    _fsync_dir(directory)
+    return final
+
+
+def read_entry(path: Path) -> SpilledRun:
+    """Read one spill file; raises ``ValueError`` with a one-line reason when it cannot."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ValueError(f"cannot read it: {exc.strerror or exc}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise ValueError("not valid JSON (truncated or edited)") from None
+    if not isinstance(doc, Mapping):
+        raise ValueError("not a spill file (no JSON object)")
+    fmt = doc.get("format")
+    if fmt != FORMAT:
+        if isinstance(fmt, str) and fmt.startswith("dbt-prom-spill/"):
+            raise ValueError(f"format {fmt} was written by a newer dbt-prom-bridge; upgrade to replay it")
+        raise ValueError(f"not a dbt-prom spill file (format {fmt!r})")
+    try:
+        return SpilledRun(
+            path=path,
+            run=run_from_json(doc["run"]),
+            destination=Destination.from_json(doc["destination"]),
+            created_at=float(doc["created_at"]),
+            reason=str(doc.get("reason", "")),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"incomplete spill file ({type(exc).__name__}: {exc})") from None
+
+
+def scan(directory: Path) -> Scan:
+    """Every spill file in ``directory``: readable ones oldest first, and the unreadable ones."""
+    if not directory.is_dir():
+        return Scan(())
+    entries: list[SpilledRun] = []
+    bad: list[Unreadable] = []
+    for path in sorted(directory.glob("*.json")):
+        if path.name.startswith("."):
+            continue
+        try:
+            entries.append(read_entry(path))
+        except ValueError as exc:
+            bad.append(Unreadable(path, str(exc)))
+    entries.sort(key=lambda e: (e.when, e.created_at, e.path.name))
+    return Scan(tuple(entries), tuple(bad))
+
+
+def remove(entry: SpilledRun) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        entry.path.unlink()
+
+
+# -- locking ---------------------------------------------------------------------------------
+
+
+class Busy(Exception):
+    """Another process holds the spill directory's lock."""
+
+
+@contextlib.contextmanager
+def locked(directory: Path, wait: bool = True, timeout: float = 600.0) -> Iterator[None]:
+    """Exclusive lock on ``directory`` across processes (``flock``; a no-op where unavailable).
+
+    ``wait=False`` raises :class:`Busy` at once when another process holds it.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    fd = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                    raise
+                if not wait or time.monotonic() > deadline:
+                    raise Busy(str(directory)) from None
+                time.sleep(0.1)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+# -- replay ----------------------------------------------------------------------------------
+
+
+@dataclass
+class ReplayReport:
+    """What a replay did. Everything not pushed or superseded is still on disk."""
+
+    pushed: list[SpilledRun] = field(default_factory=list)
+    superseded: list[SpilledRun] = field(default_factory=list)
+    failed: list[tuple[SpilledRun, str]] = field(default_factory=list)
+    #: Not attempted: their destination was down (a retryable failure earlier in this replay),
+    #: no handler knows their kind, or the caller's filter left them out.
+    untried: list[SpilledRun] = field(default_factory=list)
+    unreadable: list[Unreadable] = field(default_factory=list)
+
+    @property
+    def remaining(self) -> int:
+        return len(self.failed) + len(self.untried) + len(self.unreadable)
+
+    @property
+    def attempted(self) -> int:
+        return len(self.pushed) + len(self.superseded) + len(self.failed)
+
+
+def _retryable(exc: PushError) -> bool:
+    return bool(getattr(exc, "retryable", False))
+
+
+def replay(
+    directory: Path,
+    handlers: Mapping[str, Handler],
+    select: Callable[[SpilledRun], bool] | None = None,
+    wait: bool = True,
+) -> ReplayReport:
+    """Deliver the spilled runs in ``directory``: oldest first per destination key.
+
+    ``select`` limits which entries are attempted (the others count as untried). ``wait=False``
+    raises :class:`Busy` instead of waiting when another process is replaying the directory.
+    """
+    report = ReplayReport()
+    with locked(directory, wait=wait):
+        found = scan(directory)
+        report.unreadable.extend(found.unreadable)
+        down: dict[tuple[str, str], str] = {}
+        for entry in found.entries:
+            handler = handlers.get(entry.destination.kind)
+            if handler is None or (select is not None and not select(entry)):
+                report.untried.append(entry)
+                continue
+            where = (entry.destination.kind, entry.destination.url)
+            if where in down:
+                report.untried.append(entry)
+                continue
+            try:
+                outcome = handler(entry)
+            except PushError as exc:
+                report.failed.append((entry, str(exc)))
+                if _retryable(exc):
+                    down[where] = str(exc)
+                continue
+            remove(entry)
+            (report.pushed if outcome == PUSHED else report.superseded).append(entry)
+    return report
+
+
+def entries_for(directory: Path, select: Callable[[SpilledRun], bool]) -> Sequence[SpilledRun]:
+    """The readable entries ``select`` accepts (no lock: a listing only)."""
+    return [e for e in scan(directory).entries if select(e)]

@@ -1,0 +1,257 @@
+"""The HTTP client of the sinks, against a real loopback HTTP server: retries and backoff,
+retryable vs permanent failures, auth headers, redirects, and secret-free messages."""
+
+from __future__ import annotations
+
+import base64
+import socket
+import time
+
+import pytest
+
+from dbt_prom_bridge.config import HttpAuth, Secret
+from dbt_prom_bridge.errors import PushError, UsageError
+from dbt_prom_bridge.redact import Scrubber, redact_url
+from dbt_prom_bridge.sinks.http import MAX_BACKOFF, DeliveryError, HttpClient, split_credentials
+from tests.reliability.loopback import Drop, Hang, Loopback, Reply
+
+PASSWORD = "pw-Zq8!x:y@z/%"
+TOKEN = "tok-7f3a9c1e55d0"
+
+
+class Sleeps:
+    """A recording, non-sleeping ``sleep``."""
+
+    def __init__(self) -> None:
+        self.calls: list[float] = []
+
+    def __call__(self, seconds: float) -> None:
+        self.calls.append(seconds)
+
+
+def client(url: str, sleeps: Sleeps | None = None, **kw: object) -> HttpClient:
+    return HttpClient(url, sleep=sleeps or Sleeps(), **kw)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504, 408, 429])
+def test_retryable_statuses_are_retried_with_exponential_backoff(status: int) -> None:
+    sleeps = Sleeps()
+    with Loopback([Reply(status, b"busy"), Reply(status), Reply(status), Reply(200, b"ok")]) as srv:
+        resp = client(srv.url, sleeps, retries=3, backoff=0.5).request("PUT", "/x", b"body")
+    assert resp.status == 200 and resp.body == b"ok"
+    assert sleeps.calls == [0.5, 1.0, 2.0]
+    assert [s.method for s in srv.seen] == ["PUT"] * 4
+    assert all(s.body == b"body" for s in srv.seen)
+
+
+def test_gives_up_after_the_retries_with_the_last_message() -> None:
+    sleeps = Sleeps()
+    with Loopback([Reply(503, b"overloaded")]) as srv, pytest.raises(DeliveryError) as exc:
+        client(srv.url, sleeps, retries=2).request("PUT", "/x", b"")
+    assert len(srv.seen) == 3
+    assert exc.value.retryable and exc.value.status == 503
+    assert str(exc.value) == f"HTTP 503 from {srv.url}: overloaded after 3 attempts"
+    assert isinstance(exc.value, PushError) and exc.value.exit_code == 4
+
+
+def test_backoff_is_capped() -> None:
+    c = client("http://127.0.0.1:1", retries=20, backoff=1.0)
+    assert [c.wait_before(n) for n in (0, 1, 4, 5, 19)] == [1.0, 2.0, 16.0, MAX_BACKOFF, MAX_BACKOFF]
+
+
+def test_zero_retries_means_one_attempt() -> None:
+    with Loopback([Reply(500)]) as srv, pytest.raises(DeliveryError):
+        client(srv.url, retries=0).request("GET", "/")
+    assert len(srv.seen) == 1
+
+
+@pytest.mark.parametrize("status", [400, 404, 405, 409, 413, 422])
+def test_permanent_statuses_fail_at_once_showing_the_gateway_message(status: int) -> None:
+    body = b'pushed metrics are invalid or inconsistent with existing metrics: "x" has\nlabel dimensions'
+    with Loopback([Reply(status, body)]) as srv, pytest.raises(DeliveryError) as exc:
+        client(srv.url).request("PUT", "/x", b"")
+    assert len(srv.seen) == 1
+    assert not exc.value.retryable and exc.value.status == status
+    message = str(exc.value)
+    assert message.startswith(f"HTTP {status} from {srv.url}: pushed metrics are invalid")
+    assert "\n" not in message and "label dimensions" in message
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_auth_failures_say_so_without_the_secret(status: int) -> None:
+    auth = HttpAuth(username="bob", password=Secret(PASSWORD))
+    with (
+        Loopback([Reply(status, f"denied for {PASSWORD}".encode(), echo=True)]) as srv,
+        pytest.raises(DeliveryError) as exc,
+    ):
+        client(srv.url, auth=auth).request("GET", "/")
+    assert len(srv.seen) == 1
+    assert str(exc.value) == (
+        f"authentication failed (HTTP {status}) at {srv.url}; check the user name, password or token"
+    )
+
+
+def test_error_body_is_bounded() -> None:
+    with Loopback([Reply(400, b"x" * 100_000)]) as srv, pytest.raises(DeliveryError) as exc:
+        client(srv.url).request("PUT", "/x", b"")
+    assert len(str(exc.value)) < 2200
+
+
+def test_connection_refused_is_retried() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    sleeps = Sleeps()
+    with pytest.raises(DeliveryError) as exc:
+        client(f"http://127.0.0.1:{port}", sleeps, retries=2).request("GET", "/")
+    assert exc.value.retryable and exc.value.status is None
+    assert "cannot reach" in str(exc.value) and "after 3 attempts" in str(exc.value)
+    assert sleeps.calls == [1.0, 2.0]
+
+
+def test_a_hanging_server_times_out_and_is_retried() -> None:
+    with Loopback([Hang()]) as srv:
+        started = time.monotonic()
+        with pytest.raises(DeliveryError) as exc:
+            client(srv.url, retries=1, timeout=0.3).request("PUT", "/x", b"")
+        elapsed = time.monotonic() - started
+    assert exc.value.retryable
+    assert str(exc.value) == f"{srv.url} did not answer within 0.3s after 2 attempts"
+    assert len(srv.seen) == 2
+    assert elapsed < 10
+
+
+def test_a_dropped_connection_is_retried_then_succeeds() -> None:
+    with Loopback([Drop(), Reply(202)]) as srv:
+        assert client(srv.url).request("PUT", "/x", b"").status == 202
+    assert len(srv.seen) == 2
+
+
+def test_redirects_are_not_followed_and_credentials_not_resent() -> None:
+    with (
+        Loopback([Reply(200)]) as target,
+        Loopback(
+            [Reply(307, headers=(("Location", target.url.replace("//", f"//bob:{PASSWORD}@") + "/x?k=v"),))]
+        ) as srv,
+    ):
+        with pytest.raises(DeliveryError) as exc:
+            client(srv.url, auth=HttpAuth(username="bob", password=Secret(PASSWORD))).request("GET", "/")
+        assert target.seen == []
+    assert not exc.value.retryable
+    assert f"redirect (HTTP 307 to {target.url}/x)" in str(exc.value)
+    assert PASSWORD not in str(exc.value)
+
+
+def test_basic_auth_header() -> None:
+    with Loopback([Reply(200)]) as srv:
+        client(srv.url, auth=HttpAuth(username="bob", password=Secret(PASSWORD))).request("GET", "/")
+    expected = base64.b64encode(f"bob:{PASSWORD}".encode()).decode()
+    assert srv.seen[0].headers["Authorization"] == f"Basic {expected}"
+
+
+def test_bearer_token_header() -> None:
+    with Loopback([Reply(200)]) as srv:
+        client(srv.url, auth=HttpAuth(token=Secret(TOKEN))).request("GET", "/")
+    assert srv.seen[0].headers["Authorization"] == f"Bearer {TOKEN}"
+
+
+def test_credentials_in_the_url_become_a_header_and_leave_the_url() -> None:
+    with Loopback([Reply(200)]) as srv:
+        url = srv.url.replace("http://", "http://al%40ice:s%2Fcr%3At@")
+        c = client(url + "/base/")
+        c.request("GET", "/api")
+    assert c.display_url == srv.url + "/base"
+    assert srv.seen[0].path == "/base/api"
+    assert srv.seen[0].headers["Authorization"] == "Basic " + base64.b64encode(b"al@ice:s/cr:t").decode()
+
+
+def test_flags_win_over_url_credentials() -> None:
+    url, auth = split_credentials("http://u:p@h:9091", HttpAuth(token=Secret(TOKEN)))
+    assert url == "http://h:9091" and auth.username is None and auth.token is not None
+
+
+def test_query_string_is_kept_apart_and_never_shown() -> None:
+    with Loopback([Reply(500, b"bad key api_key=SEKRIT")]) as srv:
+        c = client(srv.url + "/p?api_key=SEKRIT", retries=0)
+        with pytest.raises(DeliveryError) as exc:
+            c.request("PUT", "/metrics/job/x", b"")
+    assert srv.seen[0].path == "/p/metrics/job/x?api_key=SEKRIT"
+    assert "SEKRIT" not in str(exc.value) and c.display_url == srv.url + "/p"
+
+
+@pytest.mark.parametrize(
+    ("auth", "what"),
+    [
+        (HttpAuth(token=Secret("abc\r\nX-Injected: 1")), "password or token"),
+        (HttpAuth(token=Secret("tök")), "password or token"),
+        (HttpAuth(username="bob", password=Secret("pw\n")), "password or token"),
+        (HttpAuth(username="bo:b", password=Secret("pw")), "user name"),
+    ],
+)
+def test_credentials_that_cannot_be_a_header_are_refused_without_showing_them(
+    auth: HttpAuth, what: str
+) -> None:
+    with pytest.raises(UsageError) as exc:
+        HttpClient("http://127.0.0.1:9", auth)
+    assert what in str(exc.value)
+    secret = auth.token or auth.password
+    assert secret is not None and secret.reveal().strip() not in str(exc.value)
+
+
+def test_basic_and_bearer_together_are_refused() -> None:
+    with pytest.raises(UsageError, match="not both"):
+        HttpClient("http://h", HttpAuth(username="u", password=Secret("p"), token=Secret("t")))
+
+
+@pytest.mark.parametrize("url", ["ftp://h/x", "h:9091", "http://", "http://[::1"])
+def test_bad_urls_are_usage_errors(url: str) -> None:
+    with pytest.raises(UsageError):
+        HttpClient(url)
+
+
+def test_unreadable_ca_is_a_usage_error(tmp_path) -> None:
+    with pytest.raises(UsageError, match="cannot load the TLS CA"):
+        HttpClient("https://h", HttpAuth(ca_file=tmp_path / "missing.pem"))
+
+
+def test_scrubber_masks_every_encoding() -> None:
+    scrub = Scrubber([PASSWORD], "bob")
+    b64 = base64.b64encode(f"bob:{PASSWORD}".encode()).decode()
+    text = f"raw {PASSWORD} pair bob:{PASSWORD} header Basic {b64} quoted pw-Zq8%21x%3Ay%40z%2F%25"
+    assert scrub(text) == "raw *** pair *** header Basic *** quoted ***"
+    assert not Scrubber([]) and Scrubber([""])("x") == "x"
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("http://u:p@h:9091/x?token=t#f", "http://h:9091/x"),
+        ("https://[::1]:9091", "https://[::1]:9091"),
+        ("http://h:notaport", "http://h"),
+    ],
+)
+def test_redact_url(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
+
+
+@pytest.mark.parametrize(
+    ("url", "host", "password"),
+    [
+        ("http://bob:pa/ss@gw.example:9091", "http://gw.example:9091", "pa/ss"),
+        ("http://bob:12/ss@gw.example:9091/", "http://gw.example:9091", "12/ss"),
+        ("http://bob:p@ss@gw.example", "http://gw.example", "p@ss"),
+        ("http://bob:p?s#s@gw.example", "http://gw.example", "p?s#s"),
+        ("http://bob:p%2Fss@[::1]:9091/x", "http://[::1]:9091/x", "p/ss"),
+    ],
+)
+def test_unencoded_passwords_are_split_off_and_never_shown(url: str, host: str, password: str) -> None:
+    c = HttpClient(url)
+    assert c.display_url == host
+    assert c.auth.username == "bob" and c.auth.password is not None
+    assert c.auth.password.reveal() == password
+    assert redact_url(url).rstrip("/") == host
+
+
+def test_at_sign_in_a_query_is_not_user_info() -> None:
+    c = HttpClient("http://gw:9091/x?owner=a@b.example")
+    assert c.display_url == "http://gw:9091/x" and c.auth.username is None
