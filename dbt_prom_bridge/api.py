@@ -12,12 +12,16 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dbt_prom_bridge import dbtproject
 from dbt_prom_bridge.artifacts import check_age, read_manifest, read_sources
 from dbt_prom_bridge.config import ArtifactOptions, DbtOptions, DeliveryOptions, GatewayConfig, RunOptions
 from dbt_prom_bridge.errors import ArtifactError, DbtRunError, PushError
 from dbt_prom_bridge.model import FreshnessRun, Manifest, RunContext, build_run, failed_run
+
+if TYPE_CHECKING:
+    from dbt_prom_bridge.runner import DbtFreshnessRunner
 from dbt_prom_bridge.redact import redact_url
 from dbt_prom_bridge.sinks import spill
 from dbt_prom_bridge.sinks.spill import Destination, ReplayReport
@@ -108,15 +112,12 @@ def run_freshness(
 
 
 def runner_run(
-    runner: object,
+    runner: DbtFreshnessRunner,
     dbt: DbtOptions,
     opts: RunOptions,
     on_event: Callable[[str], None] | None = None,
 ) -> FreshnessRun:
     """One run through an existing :class:`~dbt_prom_bridge.runner.DbtFreshnessRunner` (``serve``)."""
-    from dbt_prom_bridge.runner import DbtFreshnessRunner
-
-    assert isinstance(runner, DbtFreshnessRunner)
     context = run_context(dbt, opts)
     try:
         outcome = runner.run(on_event=on_event)

@@ -197,6 +197,7 @@ def _result(entry: Mapping[str, Any], uid: str, name: str) -> FreshnessResult:
         return FreshnessResult(
             unique_id=uid,
             status=status,
+            execution_time=_float(entry.get("execution_time")),
             error=str(error) if error is not None else None,
         )
     where = f"{name}: {uid}"

@@ -27,7 +27,7 @@ import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -39,6 +39,9 @@ from dbt_prom_bridge.config import ArtifactOptions, DbtOptions, RunOptions
 from dbt_prom_bridge.errors import DbtPromError, UsageError
 from dbt_prom_bridge.exposition import FAILURE_METRICS, PER_SOURCE_METRICS, Family, families
 from dbt_prom_bridge.model import FreshnessRun
+
+if TYPE_CHECKING:
+    from dbt_prom_bridge.runner import DbtFreshnessRunner
 
 DEFAULT_PORT = 9918
 DEFAULT_LISTEN = f"127.0.0.1:{DEFAULT_PORT}"
@@ -82,7 +85,7 @@ class Refresher:
         dbt: DbtOptions,
         art: ArtifactOptions,
         opts: RunOptions,
-        runner: object | None = None,
+        runner: DbtFreshnessRunner | None = None,
         on_event: Callable[[str], None] | None = None,
     ) -> None:
         self.dbt, self.art, self.opts = dbt, art, opts
@@ -92,7 +95,7 @@ class Refresher:
         self._artifact_run: FreshnessRun | None = None
 
     @property
-    def runner(self) -> object:
+    def runner(self) -> DbtFreshnessRunner:
         if self._runner is None:
             from dbt_prom_bridge.runner import DbtFreshnessRunner
 

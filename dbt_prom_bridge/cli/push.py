@@ -163,7 +163,8 @@ def command(**kw: Any) -> None:
         raise PushError(message, status=exc.status) from None
     for where in result.destinations:
         carried = f" ({result.carried_over} unselected sources kept)" if result.carried_over else ""
-        click.echo(f"dbt-prom: pushed {len(run.checks)} sources to {where}{carried}", err=True)
+        what = f"{len(run.checks)} sources" if run.success else "run_success 0 (dbt could not run)"
+        click.echo(f"dbt-prom: pushed {what} to {where}{carried}", err=True)
     if result.replayed is not None:
         print_report(result.replayed, delivery.gateway.url if delivery.gateway else None, auto=True)
     report(run, fmt)
