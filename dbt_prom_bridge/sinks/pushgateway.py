@@ -57,8 +57,9 @@ def grouping_labels(run: FreshnessRun, gateway: GatewayConfig) -> tuple[tuple[st
 
 
 def _segment(value: str) -> tuple[str, str]:
-    """Pushgateway path encoding: plain when safe, ``@base64`` when empty or containing ``/``."""
-    if value == "" or "/" in value:
+    """Pushgateway path encoding: plain when safe, ``@base64`` when empty, containing ``/``, or
+    a dot segment (``.``/``..``, which the gateway's router cleans away with a redirect)."""
+    if value in ("", ".", "..") or "/" in value:
         return "@base64", base64.urlsafe_b64encode(value.encode()).decode().rstrip("=") or "="
     return "", urllib.parse.quote(value, safe="")
 
