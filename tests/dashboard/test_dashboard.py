@@ -46,7 +46,9 @@ def panels(doc: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def exprs(doc: dict[str, Any]) -> list[str]:
-    return [t["expr"] for p in panels(doc) for t in p.get("targets", [])]
+    """Every PromQL expression: panel queries and annotation queries."""
+    annotations = [a["expr"] for a in doc["annotations"]["list"]]
+    return [t["expr"] for p in panels(doc) for t in p.get("targets", [])] + annotations
 
 
 def test_golden_sample_project() -> None:
