@@ -178,10 +178,10 @@ def check_not_already_pushed(run: FreshnessRun, gateway: GatewayConfig) -> None:
     if run.generated_at is None:
         return
     try:
-        held = Pushgateway(gateway).run_timestamp(grouping_labels(run, gateway))
+        held = Pushgateway(replace(gateway, retries=0)).run_timestamp(grouping_labels(run, gateway))
     except PushError:
-        # The gateway cannot be asked (down, auth...): the push below fails the same way and
-        # spills the run; replay never lets it replace a newer run.
+        # The gateway cannot be asked (down, auth...): the push below retries, fails the same
+        # way and spills the run; replay never lets it replace a newer run.
         return
     if held is None:
         return
@@ -205,8 +205,9 @@ def deliver(
 
     When the gateway push fails for good and ``delivery.spill_dir`` is set, the run is saved
     there and :class:`~dbt_prom_bridge.sinks.spill.RunSpilled` (a ``PushError``, exit 4) is
-    raised; without a spill dir the ``PushError`` itself. After a successful push, runs spilled
-    earlier for the same gateway are replayed (``delivery.auto_replay``).
+    raised; without a spill dir the ``PushError`` itself. Runs spilled earlier for the same
+    gateway are replayed first (``delivery.auto_replay``); when that finds the gateway down,
+    the new run is spilled at once instead of waiting through a second round of retries.
     """
     from dbt_prom_bridge.sinks.pushgateway import Pushgateway
 
@@ -221,7 +222,12 @@ def deliver(
         destinations.append(str(written.path))
     replayed = None
     if delivery.gateway is not None:
+        if delivery.spill_dir is not None and delivery.auto_replay:
+            replayed = replay_pending(delivery.gateway, delivery.spill_dir)
+        down = gateway_down(replayed)
         try:
+            if down is not None:
+                raise down
             outcome = Pushgateway(delivery.gateway).push(run)
         except PushError as exc:
             if delivery.spill_dir is None:
@@ -229,9 +235,14 @@ def deliver(
             raise spill_failed_push(run, delivery.gateway, delivery.spill_dir, exc, now) from None
         held, carried = outcome.run, outcome.carried_over
         destinations.append(outcome.url)
-        if delivery.spill_dir is not None and delivery.auto_replay:
-            replayed = replay_pending(delivery.gateway, delivery.spill_dir)
     return DeliveryReport(held, tuple(destinations), carried, replayed)
+
+
+def gateway_down(report: ReplayReport | None) -> PushError | None:
+    """The error that stopped a replay because the gateway is down (retryable), if any."""
+    if report is None or not report.down:
+        return None
+    return PushError(next(iter(report.down.values())))
 
 
 def gateway_destination(run: FreshnessRun, gateway: GatewayConfig) -> Destination:
@@ -302,7 +313,8 @@ def replay(
 
 
 def replay_pending(gateway: GatewayConfig, spill_dir: Path) -> ReplayReport | None:
-    """After a successful push: replay what earlier pushes to the same gateway spilled.
+    """Before a push: replay what earlier pushes to the same gateway spilled, oldest first, so
+    the new run lands last, on top of them (a cron job recovers by itself).
 
     Returns None when nothing is pending for this gateway, or another process is replaying.
     """

@@ -161,11 +161,11 @@ def command(**kw: Any) -> None:
             warn(message)
             gate(run, opts.fail_on)
         raise PushError(message, status=exc.status) from None
+    if result.replayed is not None:
+        print_report(result.replayed, delivery.gateway.url if delivery.gateway else None, auto=True)
     for where in result.destinations:
         carried = f" ({result.carried_over} unselected sources kept)" if result.carried_over else ""
         what = f"{len(run.checks)} sources" if run.success else "run_success 0 (dbt could not run)"
         click.echo(f"dbt-prom: pushed {what} to {where}{carried}", err=True)
-    if result.replayed is not None:
-        print_report(result.replayed, delivery.gateway.url if delivery.gateway else None, auto=True)
     report(run, fmt)
     gate(run, opts.fail_on)

@@ -428,6 +428,8 @@ class ReplayReport:
     #: no handler knows their kind, or the caller's filter left them out.
     untried: list[SpilledRun] = field(default_factory=list)
     unreadable: list[Unreadable] = field(default_factory=list)
+    #: Destinations found down, ``(kind, url) -> reason``: a retryable failure stopped their replay.
+    down: dict[tuple[str, str], str] = field(default_factory=dict)
 
     @property
     def remaining(self) -> int:
@@ -457,7 +459,7 @@ def replay(
     with locked(directory, wait=wait):
         found = scan(directory)
         report.unreadable.extend(found.unreadable)
-        down: dict[tuple[str, str], str] = {}
+        down = report.down
         for entry in found.entries:
             handler = handlers.get(entry.destination.kind)
             if handler is None or (select is not None and not select(entry)):

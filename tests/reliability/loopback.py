@@ -110,6 +110,12 @@ class Loopback:
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
 
+    def play(self, *script: Action) -> None:
+        """Replace the script (from the next request on)."""
+        with self._lock:
+            self.script = script
+            self._index = 0
+
     def _next(self, seen: Seen) -> Action:
         with self._lock:
             self.seen.append(seen)
@@ -151,3 +157,5 @@ def _forward(base: str, seen: Seen) -> Reply:
             return Reply(resp.status, resp.read(), (("Content-Type", resp.headers.get("Content-Type", "")),))
     except urllib.error.HTTPError as exc:
         return Reply(exc.code, exc.read())
+    except OSError as exc:  # the upstream is down: answer like a reverse proxy does
+        return Reply(502, f"bad gateway: {exc}".encode())

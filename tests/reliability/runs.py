@@ -3,10 +3,13 @@ reliability, spill and Pushgateway tests."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import shutil
 import urllib.request
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
+from pathlib import Path
 
 from dbt_prom_bridge.model import FreshnessRun, SourceCheck, Status, Threshold
 
@@ -119,3 +122,52 @@ def loaded_at(state: Mapping[str, Mapping[tuple[str, ...], float]]) -> dict[tupl
 def run_ts(state: Mapping[str, Mapping[tuple[str, ...], float]]) -> float | None:
     values = list(state.get("dbt_source_freshness_run_timestamp_seconds", {}).values())
     return values[0] if values else None
+
+
+def state_of(freshness_run: FreshnessRun) -> dict[str, dict[tuple[str, ...], float]]:
+    """What :func:`held` returns once ``freshness_run`` is all a group holds."""
+    from dbt_prom_bridge.exposition import families
+
+    out: dict[str, dict[tuple[str, ...], float]] = {}
+    for fam in families(freshness_run):
+        rows: dict[tuple[str, ...], float] = {}
+        for values, value in fam.rows:
+            labels = dict(zip(fam.label_names, values, strict=True))
+            rows[tuple(labels[k] for k in ("source_name", "table_name", "status") if k in labels)] = value
+        out[fam.name] = rows
+    return out
+
+
+SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample"
+
+
+def _iso(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).isoformat()
+
+
+def write_artifacts(
+    directory: Path, at: float, only: Iterable[str] | None = None, loaded_offset: float = 300.0
+) -> Path:
+    """A real sample-project sources.json (+ manifest.json) re-dated to ``at``, in ``directory``.
+
+    ``only`` keeps just those ``source.table`` results (what a ``--select`` run writes). Every
+    source's newest row is ``loaded_offset`` seconds before ``at``, so values differ per run.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    doc = json.loads((SAMPLE / "sources.json").read_text())
+    doc["metadata"]["generated_at"] = _iso(at).replace("+00:00", "Z")
+    doc["metadata"]["invocation_id"] = f"inv-{at:.3f}"
+    keep = set(only) if only is not None else None
+    results = []
+    for result in doc["results"]:
+        key = ".".join(result["unique_id"].split(".")[2:])
+        if keep is not None and key not in keep:
+            continue
+        result["snapshotted_at"] = _iso(at - 1)
+        if not result["max_loaded_at"].startswith("0001"):
+            result["max_loaded_at"] = _iso(at - loaded_offset)
+        results.append(result)
+    doc["results"] = results
+    (directory / "sources.json").write_text(json.dumps(doc))
+    shutil.copyfile(SAMPLE / "manifest.json", directory / "manifest.json")
+    return directory
