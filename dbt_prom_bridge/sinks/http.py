@@ -202,6 +202,9 @@ class HttpClient:
                 ) from None
             retryable = status >= 500 or status in (408, 429)
             text = f"HTTP {status} from {where}" + (f": {detail}" if detail else "")
+            if status == 400 and not detail and self.base_url.startswith("http:"):
+                # What a TLS server answers plain HTTP with (its body is often lost to a reset).
+                text += "; if the gateway uses TLS, give an https:// URL"
             raise HttpFailure(text, retryable=retryable, status=status) from None
         except urllib.error.URLError as exc:
             reason = exc.reason
