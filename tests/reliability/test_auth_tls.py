@@ -303,7 +303,8 @@ def test_plain_http_to_a_tls_gateway_fails_clearly(
     [line] = error_lines(err)
     # Go answers "Client sent an HTTP request to an HTTPS server." and resets the connection,
     # so the body is usually lost: the message adds the likely fix.
-    assert (f"HTTP 400 from {url}" in line and "give an https:// URL" in line) or "HTTPS server" in line
+    assert f"HTTP 400 from {url}" in line
+    assert "give an https:// URL" in line or "HTTPS server" in line
 
 
 # -- mutual TLS ------------------------------------------------------------------------------
