@@ -1,15 +1,15 @@
-"""Fixtures of the reliability tests: Pushgateways a test may stop, kill and restart."""
+"""Fixtures of the reliability tests: Pushgateways a test may stop, kill and restart, and
+Pushgateways behind basic auth and (mutual) TLS."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from devtools import servers
-
-GatewayFactory = Callable[..., servers.Server]
+from tests.reliability.support import GatewayFactory, Pki, make_pki, start_auth_gateway
 
 
 @pytest.fixture
@@ -27,3 +27,24 @@ def gateways(tmp_path: Path) -> Iterator[GatewayFactory]:
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture(scope="session")
+def tls_gateway(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.Server]:
+    """Basic auth over TLS (server certificate only)."""
+    server = start_auth_gateway(tmp_path_factory.mktemp("tls-gw"), pki, mutual=False)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def mtls_gateway(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.Server]:
+    """Basic auth over mutual TLS (a client certificate signed by the CA is required)."""
+    server = start_auth_gateway(tmp_path_factory.mktemp("mtls-gw"), pki, mutual=True)
+    yield server
+    server.stop()

@@ -6,120 +6,20 @@ web config, exporter-toolkit, has no bearer-token authentication)."""
 from __future__ import annotations
 
 import json
-import subprocess
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import bcrypt
 import pytest
-import trustme
 
-from dbt_prom_bridge.config import HttpAuth, Secret
-from dbt_prom_bridge.errors import PushError
 from dbt_prom_bridge.sinks.http import HttpClient
 from devtools import servers
 from tests.conftest import requires
 from tests.fixtures_dbt import run_cli
-from tests.reliability.cli_util import error_lines
 from tests.reliability.loopback import Loopback, Reply, Seen
 from tests.reliability.runs import write_artifacts
+from tests.reliability.support import PASSWORD, TOKEN, USER, Pki, auth, error_lines
 
 pytestmark = [pytest.mark.e2e, requires("promtool", "prometheus-pushgateway")]
-
-USER = "dbt-prom"
-PASSWORD = "c0rrect-H0rse:battery/staple@9"
-TOKEN = "tok_4f9c2a7e1b3d"
-
-
-@dataclass
-class Pki:
-    ca: Path
-    other_ca: Path
-    server_cert: Path
-    server_key: Path
-    client_cert: Path
-    client_key: Path
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    base = tmp_path_factory.mktemp("pki")
-    ca, other = trustme.CA(), trustme.CA()
-    server = ca.issue_cert("127.0.0.1", "localhost")
-    client = ca.issue_cert("dbt-prom-client@example.org")
-    out = Pki(
-        ca=base / "ca.pem",
-        other_ca=base / "other-ca.pem",
-        server_cert=base / "server.pem",
-        server_key=base / "server.key",
-        client_cert=base / "client.pem",
-        client_key=base / "client.key",
-    )
-    ca.cert_pem.write_to_path(str(out.ca))
-    other.cert_pem.write_to_path(str(out.other_ca))
-    server.cert_chain_pems[0].write_to_path(str(out.server_cert))
-    server.private_key_pem.write_to_path(str(out.server_key))
-    client.cert_chain_pems[0].write_to_path(str(out.client_cert))
-    client.private_key_pem.write_to_path(str(out.client_key))
-    return out
-
-
-def web_config(path: Path, pki: Pki, mutual: bool) -> Path:
-    """An exporter-toolkit web config (JSON is YAML), checked with ``promtool check web-config``."""
-    hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
-    tls: dict[str, str] = {"cert_file": str(pki.server_cert), "key_file": str(pki.server_key)}
-    if mutual:
-        tls.update(client_auth_type="RequireAndVerifyClientCert", client_ca_file=str(pki.ca))
-    path.write_text(json.dumps({"tls_server_config": tls, "basic_auth_users": {USER: hashed}}, indent=2))
-    check = subprocess.run(["promtool", "check", "web-config", str(path)], capture_output=True, text=True)
-    assert check.returncode == 0, check.stdout + check.stderr
-    return path
-
-
-@pytest.fixture(scope="module")
-def tls_gateway(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.Server]:
-    """Basic auth over TLS (server certificate only)."""
-    base = tmp_path_factory.mktemp("tls-gw")
-    server = servers.start_pushgateway(base, web_config=web_config(base / "web.yml", pki, mutual=False))
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def mtls_gateway(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.Server]:
-    """Basic auth over mutual TLS (a client certificate signed by the CA is required)."""
-    base = tmp_path_factory.mktemp("mtls-gw")
-    server = servers.start_pushgateway(
-        base, web_config=web_config(base / "web.yml", pki, mutual=True), wait=False
-    )
-    try:
-        # devtools' readiness probe has no client certificate: probe with one here.
-        client = HttpClient(server.url, auth(pki), retries=0, timeout=2)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                client.request("GET", "/-/ready")
-                break
-            except PushError:
-                if time.monotonic() > deadline or not server.alive():
-                    raise
-                time.sleep(0.1)
-        yield server
-    finally:
-        server.stop()
-
-
-def auth(pki: Pki) -> HttpAuth:
-    """Everything the mTLS gateway wants: basic auth, the CA and a client certificate."""
-    return HttpAuth(
-        username=USER,
-        password=Secret(PASSWORD),
-        ca_file=pki.ca,
-        cert_file=pki.client_cert,
-        key_file=pki.client_key,
-    )
 
 
 def group_labels(server: servers.Server, pki: Pki) -> list[dict[str, str]]:

@@ -17,10 +17,9 @@ from dbt_prom_bridge.model import FreshnessRun
 from dbt_prom_bridge.sinks import spill
 from devtools import servers
 from tests.fixtures_dbt import run_cli
-from tests.reliability.cli_util import error_lines, replay_argv
-from tests.reliability.conftest import GatewayFactory
 from tests.reliability.loopback import Forward, Hang, Loopback, Reply
 from tests.reliability.runs import held, loaded_at, run_ts, state_of, write_artifacts
+from tests.reliability.support import GatewayFactory, error_lines, replay_argv
 
 pytestmark = pytest.mark.e2e
 
