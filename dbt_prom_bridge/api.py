@@ -22,7 +22,7 @@ from dbt_prom_bridge.model import FreshnessRun, Manifest, RunContext, build_run,
 
 if TYPE_CHECKING:
     from dbt_prom_bridge.runner import DbtFreshnessRunner
-from dbt_prom_bridge.redact import redact_url
+from dbt_prom_bridge.redact import redact_url, scrubbed_argv
 from dbt_prom_bridge.sinks import spill
 from dbt_prom_bridge.sinks.spill import Destination, ReplayReport
 
@@ -120,7 +120,8 @@ def runner_run(
     """One run through an existing :class:`~dbt_prom_bridge.runner.DbtFreshnessRunner` (``serve``)."""
     context = run_context(dbt, opts)
     try:
-        outcome = runner.run(on_event=on_event)
+        with scrubbed_argv():
+            outcome = runner.run(on_event=on_event)
     except DbtRunError as exc:
         info = dbtproject.project_info(dbt)
         return failed_run(

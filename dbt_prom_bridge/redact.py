@@ -11,9 +11,11 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import re
+import sys
 import urllib.parse
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 
 MASK = "***"
 
@@ -90,3 +92,40 @@ class Scrubber:
             if form in text:
                 text = text.replace(form, MASK)
         return text
+
+
+def _scrub_arg(arg: str) -> str:
+    if "://" not in arg:
+        return arg
+    userinfo, _ = split_userinfo(arg)
+    if userinfo is None and "?" not in arg and "#" not in arg:
+        return arg
+    return redact_url(arg)
+
+
+def scrub_argv(argv: Sequence[str]) -> list[str]:
+    """``argv`` with every URL credential and query string removed (``--flag=URL`` too)."""
+    out: list[str] = []
+    for arg in argv:
+        flag, eq, value = arg.partition("=")
+        if eq and flag.startswith("-") and "://" not in flag:
+            out.append(f"{flag}={_scrub_arg(value)}")
+        else:
+            out.append(_scrub_arg(arg))
+    return out
+
+
+@contextlib.contextmanager
+def scrubbed_argv() -> Iterator[None]:
+    """Hide URL credentials from ``sys.argv`` while third-party code runs in this process.
+
+    dbt logs its "invocation command" (built from ``sys.argv``) to ``logs/dbt.log``: run
+    in-process from ``dbt-prom push --gateway https://user:password@...`` it would write the
+    password there.
+    """
+    original = list(sys.argv)
+    sys.argv[:] = scrub_argv(original)
+    try:
+        yield
+    finally:
+        sys.argv[:] = original
