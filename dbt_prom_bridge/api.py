@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from dbt_prom_bridge import dbtproject
 from dbt_prom_bridge.artifacts import check_age, read_manifest, read_sources
 from dbt_prom_bridge.config import ArtifactOptions, DbtOptions, DeliveryOptions, GatewayConfig, RunOptions
-from dbt_prom_bridge.errors import ArtifactError, DbtRunError, PushError
+from dbt_prom_bridge.errors import ArtifactError, DbtRunError, PushError, UsageError
 from dbt_prom_bridge.model import FreshnessRun, Manifest, RunContext, build_run, failed_run
 
 if TYPE_CHECKING:
@@ -229,7 +229,7 @@ def deliver(
         try:
             if down is not None:
                 raise down
-            outcome = Pushgateway(delivery.gateway).push(run)
+            outcome = Pushgateway(delivery.gateway).push(run, lock_dir=delivery.spill_dir)
         except PushError as exc:
             if delivery.spill_dir is None:
                 raise
@@ -304,13 +304,18 @@ def replay(
     def push(entry: spill.SpilledRun) -> spill.Outcome:
         extra = tuple((k, v) for k, v in entry.destination.grouping_key if k not in ("project", "target"))
         config = replace(gateway, job=entry.destination.job or gateway.job, grouping_key=extra)
-        outcome = Pushgateway(config).replay(entry.run, entry.when)
+        outcome = Pushgateway(config).replay(entry.run, entry.when, lock_dir=spill_dir)
         return spill.PUSHED if outcome is not None else spill.SUPERSEDED
 
     def select(entry: spill.SpilledRun) -> bool:
         return entry.destination.kind != "pushgateway" or _same_gateway(entry, gateway.url)
 
-    return spill.replay(spill_dir, {"pushgateway": push, **(handlers or {})}, select=select, wait=wait)
+    try:
+        return spill.replay(spill_dir, {"pushgateway": push, **(handlers or {})}, select=select, wait=wait)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot use the spill dir {spill_dir}: {exc.strerror or exc}; check its permissions"
+        ) from None
 
 
 def replay_pending(gateway: GatewayConfig, spill_dir: Path) -> ReplayReport | None:
@@ -323,5 +328,5 @@ def replay_pending(gateway: GatewayConfig, spill_dir: Path) -> ReplayReport | No
         return None
     try:
         return replay(spill_dir, gateway, wait=False)
-    except spill.Busy:
+    except (spill.Busy, UsageError):
         return None

@@ -22,6 +22,7 @@ import json
 import urllib.parse
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from dbt_prom_bridge.config import GatewayConfig
@@ -42,6 +43,7 @@ from dbt_prom_bridge.exposition import (
 )
 from dbt_prom_bridge.model import RUN_LABELS, FreshnessRun, SourceCheck
 from dbt_prom_bridge.sinks.http import HttpClient
+from dbt_prom_bridge.sinks.spill import group_lock
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -121,7 +123,9 @@ class Pushgateway:
             return value
         return None
 
-    def push(self, run: FreshnessRun) -> PushOutcome:
+    def push(self, run: FreshnessRun, lock_dir: Path | None = None) -> PushOutcome:
+        """Push ``run``. With ``lock_dir``, a partial run's read-merge-write holds a lock there, so
+        two selected runs of this host for the same group never lose each other's update."""
         labels = grouping_labels(run, self.config)
         path = group_path(self.config.job, labels)
         url = self.client.display_url + path
@@ -131,9 +135,10 @@ class Pushgateway:
             self.client.request("POST", path, body, headers)
             return PushOutcome("POST", url, run)
         carried = 0
-        if run.partial:
-            run, carried = self._merge(run, labels)
-        self.client.request("PUT", path, render(run).encode(), headers)
+        with group_lock(lock_dir if run.partial else None, url):
+            if run.partial:
+                run, carried = self._merge(run, labels)
+            self.client.request("PUT", path, render(run).encode(), headers)
         return PushOutcome("PUT", url, run, carried)
 
     def _merge(self, run: FreshnessRun, labels: Sequence[tuple[str, str]]) -> tuple[FreshnessRun, int]:
@@ -142,13 +147,20 @@ class Pushgateway:
             return run, 0
         return carry_over(run, group)
 
-    def replay(self, run: FreshnessRun, when: float) -> PushOutcome | None:
+    def replay(self, run: FreshnessRun, when: float, lock_dir: Path | None = None) -> PushOutcome | None:
         """Deliver a spilled ``run`` whose time is ``when``, never replacing newer data.
 
         Returns None when the group already holds this run or newer data for all its sources
-        (superseded: nothing pushed).
+        (superseded: nothing pushed). ``lock_dir`` as in :meth:`push`.
         """
         labels = grouping_labels(run, self.config)
+        url = self.client.display_url + group_path(self.config.job, labels)
+        with group_lock(lock_dir, url):
+            return self._replay(run, when, labels)
+
+    def _replay(
+        self, run: FreshnessRun, when: float, labels: Sequence[tuple[str, str]]
+    ) -> PushOutcome | None:
         path = group_path(self.config.job, labels)
         url = self.client.display_url + path
         headers = {"Content-Type": CONTENT_TYPE}

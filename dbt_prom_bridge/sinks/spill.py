@@ -382,8 +382,11 @@ class Busy(Exception):
 
 
 @contextlib.contextmanager
-def locked(directory: Path, wait: bool = True, timeout: float = 600.0) -> Iterator[None]:
-    """Exclusive lock on ``directory`` across processes (``flock``; a no-op where unavailable).
+def locked(
+    directory: Path, wait: bool = True, timeout: float = 600.0, name: str = LOCK_NAME
+) -> Iterator[None]:
+    """Exclusive lock ``directory/name`` across processes and threads (``flock``; a no-op where
+    unavailable).
 
     ``wait=False`` raises :class:`Busy` at once when another process holds it.
     """
@@ -393,7 +396,7 @@ def locked(directory: Path, wait: bool = True, timeout: float = 600.0) -> Iterat
         yield
         return
     directory.mkdir(parents=True, exist_ok=True)
-    fd = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+    fd = os.open(directory / name, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         deadline = time.monotonic() + timeout
         while True:
@@ -412,6 +415,27 @@ def locked(directory: Path, wait: bool = True, timeout: float = 600.0) -> Iterat
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+@contextlib.contextmanager
+def group_lock(directory: Path | None, key: str) -> Iterator[None]:
+    """Serialize read-merge-write cycles on one destination group (``key``) among the processes
+    of this host sharing ``directory``. Best effort: without a usable directory (None, read-only)
+    or after waiting 2 minutes, the cycle runs unlocked rather than not at all."""
+    if directory is None:
+        yield
+        return
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    lock = locked(directory, wait=True, timeout=120.0, name=f".lock-group-{digest}")
+    try:
+        lock.__enter__()
+    except (OSError, Busy):
+        yield
+        return
+    try:
+        yield
+    finally:
+        lock.__exit__(None, None, None)
 
 
 # -- replay ----------------------------------------------------------------------------------
