@@ -60,6 +60,8 @@ def load_json(path: Path, what: str, hint: str) -> Any:
             f"{what} {path} is not valid JSON (truncated or corrupt at line {exc.lineno}, "
             f"column {exc.colno}); {hint}"
         ) from None
+    except RecursionError:
+        raise ArtifactError(f"{what} {path} is nested too deeply to be a dbt artifact") from None
 
 
 def schema_of(doc: Mapping[str, Any]) -> tuple[str, int] | None:

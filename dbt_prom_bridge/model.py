@@ -438,7 +438,7 @@ def build_run(
             f"{artifact.skipped_non_sources} non-source freshness result(s) (models) ignored: "
             "the metric contract covers sources"
         )
-    ordered = tuple(sorted(checks.values(), key=lambda c: (c.source_name, c.table_name, c.unique_id)))
+    ordered = _one_per_name(checks.values(), project, warnings)
     return FreshnessRun(
         project=project,
         target=context.target,
@@ -453,6 +453,30 @@ def build_run(
         partial=context.partial,
         warnings=tuple(warnings),
     )
+
+
+def _one_per_name(
+    checks: Iterable[SourceCheck], project: str, warnings: list[str]
+) -> tuple[SourceCheck, ...]:
+    """One check per (source_name, table_name), sorted.
+
+    Two packages may declare the same source and table names (``source.pkg_a.raw.events`` and
+    ``source.pkg_b.raw.events``). Their series would carry identical labels (duplicate samples
+    that a Pushgateway rejects), and merges, rules and dashboards key on these names, so the
+    root project's source is kept (else the first unique_id) and the other is named in a warning.
+    """
+    kept: dict[tuple[str, str], SourceCheck] = {}
+    ranked = sorted(checks, key=lambda c: (c.unique_id.split(".")[1:2] != [project], c.unique_id))
+    for check in ranked:
+        first = kept.get(check.key)
+        if first is None:
+            kept[check.key] = check
+        else:
+            warnings.append(
+                f"{check.unique_id} has the same source and table name as {first.unique_id}; only the "
+                "latter is reported (metric labels cannot tell them apart)"
+            )
+    return tuple(sorted(kept.values(), key=lambda c: (c.source_name, c.table_name, c.unique_id)))
 
 
 def failed_run(context: RunContext, project: str, error: str, dbt_version: str | None = None) -> FreshnessRun:
