@@ -10,20 +10,25 @@ Example counts are moderate: promtool and the gateway cost a subprocess / HTTP r
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import Any
 
 import pytest
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
+from dbt_prom_bridge import dashboard
 from dbt_prom_bridge.config import GatewayConfig
+from dbt_prom_bridge.dashboard import DashboardOptions
 from dbt_prom_bridge.exposition import PER_SOURCE_METRICS, STATUS, render
-from dbt_prom_bridge.model import FreshnessRun, SourceCheck, Status, Threshold
+from dbt_prom_bridge.model import FreshnessRun, Manifest, SourceCheck, SourceDef, Status, Threshold
 from dbt_prom_bridge.sinks.pushgateway import Pushgateway
 from devtools import servers
 
@@ -252,3 +257,75 @@ def test_selected_run_merged_with_the_gateway_loses_nothing(
     merged = replace(run, checks=tuple(newest.values()))
     for key, value in expected_series(merged).items():
         assert held.get(key) == value, key
+
+
+# -- the dashboard built from the same hostile names -----------------------------------------
+
+
+@st.composite
+def manifests(draw: st.DrawFn) -> Manifest:
+    pairs = draw(st.lists(st.tuples(name, name), min_size=1, max_size=6, unique=True))
+    defs = {}
+    for index, (source, table) in enumerate(pairs):
+        uid = f"source.p.{index}.{index}"
+        defs[uid] = SourceDef(
+            unique_id=uid,
+            package="p",
+            source_name=source,
+            table_name=table,
+            database=draw(label_text),
+            schema=draw(label_text),
+            identifier=draw(label_text),
+            warn_after=Threshold(draw(st.integers(1, 1000)), "hour"),
+            error_after=draw(st.one_of(st.none(), st.just(Threshold(2, "day")))),
+            filter=None,
+            loaded_at_field="loaded_at",
+            loaded_at_query=None,
+            meta=(("owner", draw(label_text)), ("runbook_url", draw(label_text))),
+        )
+    return Manifest(draw(label_text) or "p", "manifest/v12", None, None, None, defs)
+
+
+GRAFANA_VARIABLES = re.compile(r"\$(project|target|source_name|owner)\b")
+
+
+def dashboard_exprs(doc: dict[str, Any]) -> list[str]:
+    found = [a["expr"] for a in doc["annotations"]["list"] if "expr" in a]
+    stack = list(doc["panels"])
+    while stack:
+        panel = stack.pop()
+        stack.extend(panel.get("panels", []))
+        found.extend(t["expr"] for t in panel.get("targets", []) if "expr" in t)
+    return found
+
+
+@pytest.mark.skipif(PROMTOOL is None, reason="promtool not installed (make system-deps)")
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(manifest=manifests())
+def test_dashboard_is_valid_json_and_every_query_parses(
+    manifest: Manifest, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    assert PROMTOOL is not None
+    text = dashboard.render(manifest, DashboardOptions(meta_labels=("owner",)))
+    doc = json.loads(text)
+    exprs = dashboard_exprs(doc)
+    assert exprs
+    for expr in exprs:
+        # no dbt name can reach Grafana's variable interpolation
+        assert "$" not in GRAFANA_VARIABLES.sub("", expr), expr
+        assert "[[" not in expr, expr
+    rules = {
+        "groups": [
+            {
+                "name": "panels",
+                "rules": [
+                    {"record": f"panel:q{i}", "expr": GRAFANA_VARIABLES.sub(".*", e)}
+                    for i, e in enumerate(exprs)
+                ],
+            }
+        ]
+    }
+    rule_file = tmp_path_factory.mktemp("dash") / "panels.yml"
+    rule_file.write_text(yaml.safe_dump(rules, allow_unicode=True))
+    lint = subprocess.run([PROMTOOL, "check", "rules", str(rule_file)], capture_output=True, text=True)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
