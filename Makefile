@@ -77,6 +77,15 @@ demo: install system-deps ## The tour: PostgreSQL + stack, push, rules, a source
 demo-down: ## Stop everything the demo started and remove its state (.run/demo)
 	@if [ -x $(PY) ]; then $(PY) -m devtools.demo down --dir $(DEMO_DIR); fi
 
+RULES_DIR ?= ops/prometheus/rules
+RULES_ARGS = --project-dir dbt_project --profiles-dir dbt_project --meta-label owner --meta-label team \
+	--out $(RULES_DIR)/dbt_freshness.yml --tests $(RULES_DIR)/tests/dbt_freshness.test.yml
+
+rules: install ## Regenerate the sample project's alert rules + promtool tests (ops/prometheus/rules), then promtool them
+	$(VENV)/bin/dbt-prom rules $(RULES_ARGS)
+	promtool check rules --lint-fatal $(RULES_DIR)/dbt_freshness.yml
+	promtool test rules $(RULES_DIR)/tests/dbt_freshness.test.yml
+
 DASHBOARD ?= ops/grafana/dashboards/dbt-freshness.json
 
 dashboard: install ## Regenerate the sample project's Grafana dashboard (provisioned by ops/docker-compose.yml)

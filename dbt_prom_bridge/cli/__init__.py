@@ -49,6 +49,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "dbt_prom_bridge.cli.push",
         "Run dbt source freshness (or read its artifacts) and push the metrics.",
     ),
+    "rules": (
+        "dbt_prom_bridge.cli.rules",
+        "Generate Prometheus alert rules (and promtool tests) from dbt's freshness thresholds.",
+    ),
     "replay": (
         "dbt_prom_bridge.cli.replay",
         "Push the runs earlier failed pushes kept in the spill dir, never over newer data.",

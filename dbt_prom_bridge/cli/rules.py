@@ -1,0 +1,297 @@
+"""``dbt-prom rules``: Prometheus alert rules (and promtool tests) from dbt's freshness thresholds."""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any
+
+import click
+
+from dbt_prom_bridge import rules
+from dbt_prom_bridge.artifacts import read_manifest
+from dbt_prom_bridge.cli import EXIT_CODES_HELP
+from dbt_prom_bridge.cli.options import (
+    dbt_config,
+    dbt_options,
+    duration_option,
+    meta_label_option,
+    meta_labels,
+)
+from dbt_prom_bridge.config import DEFAULT_JOB, DbtOptions, format_duration
+from dbt_prom_bridge.errors import ArtifactError, CheckFailed, UsageError
+from dbt_prom_bridge.model import Manifest
+
+
+def load_manifests(
+    dbt: DbtOptions, manifests: tuple[Path, ...], artifacts_dirs: tuple[Path, ...]
+) -> list[Manifest]:
+    """Every ``--manifest`` and ``--artifacts-dir``/manifest.json; else parse the project in-process."""
+    found = [read_manifest(path) for path in manifests]
+    found += [read_manifest(directory / "manifest.json") for directory in artifacts_dirs]
+    if found:
+        return found
+    if not (dbt.project_dir / "dbt_project.yml").exists():
+        raise UsageError(
+            f"no dbt_project.yml in {dbt.project_dir}; pass --project-dir, or --manifest PATH "
+            "(a manifest.json from `dbt parse`)"
+        )
+    from dbt_prom_bridge.runner import parse_project
+
+    return [parse_project(dbt)]
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ArtifactError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+
+
+def write_or_check(generated: rules.Generated, check: bool) -> None:
+    """Print, write, or (``--check``) compare every file and fail on drift with a unified diff."""
+    files = generated.files
+    if len(files) == 1 and files[0].path is None:
+        if check:
+            raise UsageError("--check compares with the --out file; give --out PATH (or --out-dir)")
+        click.echo(files[0].text, nl=False)
+        return
+    drifted: list[str] = []
+    for item in files:
+        assert item.path is not None
+        old = _read(item.path)
+        if check:
+            if old == item.text:
+                continue
+            lines = difflib.unified_diff(
+                (old or "").splitlines(keepends=True),
+                item.text.splitlines(keepends=True),
+                f"{item.path} (committed)",
+                f"{item.path} (generated)",
+            )
+            click.echo("".join(lines), nl=False)
+            drifted.append(f"{item.path} ({'missing' if old is None else 'differs'})")
+            continue
+        if old == item.text:
+            click.echo(f"dbt-prom: {item.path} unchanged", err=True)
+            continue
+        try:
+            item.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = item.path.with_name(f".{item.path.name}.tmp")
+            tmp.write_text(item.text, encoding="utf-8")
+            tmp.replace(item.path)
+        except OSError as exc:
+            raise UsageError(f"cannot write {item.path}: {exc.strerror or exc}") from None
+        click.echo(f"dbt-prom: wrote {item.path}", err=True)
+    if check:
+        if drifted:
+            raise CheckFailed(
+                f"out of date with the dbt project: {', '.join(drifted)}; regenerate with the command in "
+                "the file's header (the same `dbt-prom rules` command without --check) and commit"
+            )
+        click.echo(f"dbt-prom: {', '.join(str(f.path) for f in files)} up to date", err=True)
+
+
+def _nonempty(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None and not value.strip():
+        raise click.BadParameter("must not be empty")
+    return value
+
+
+@click.command("rules", epilog=EXIT_CODES_HELP)
+@dbt_options
+@click.option(
+    "--manifest",
+    "manifests",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="manifest.json to read (default: parse the dbt project in-process). Repeatable: one per project.",
+)
+@click.option(
+    "--artifacts-dir",
+    "artifacts_dirs",
+    multiple=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory holding a manifest.json (e.g. a project's target/). Repeatable.",
+)
+@click.option(
+    "--project",
+    callback=_nonempty,
+    help="The `project` label the metrics carry, when it differs from the manifest's project name.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the rule file here (default: stdout).",
+)
+@click.option(
+    "--split-by",
+    type=click.Choice([s.value for s in rules.SplitBy]),
+    default=rules.SplitBy.NONE.value,
+    show_default=True,
+    help="`project`: one rule file per project in --out-dir (<project>.yml) instead of one combined file.",
+)
+@click.option(
+    "--out-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="With --split-by project: where the per-project rule files go.",
+)
+@click.option(
+    "--tests",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write a `promtool test rules` file proving every alert (needs --out; keep it out of "
+    "the directory Prometheus loads rules from).",
+)
+@click.option(
+    "--tests-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="With --split-by project: where the per-project test files go (<project>.test.yml).",
+)
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Do not write: exit 1 and print a unified diff when a file (rules or tests) would change.",
+)
+@click.option(
+    "--mode",
+    type=click.Choice([m.value for m in rules.Mode]),
+    default=rules.Mode.PER_SOURCE.value,
+    show_default=True,
+    envvar="DBT_PROM_RULES_MODE",
+    help="per-source: each threshold a literal in its source's rule (threshold changes show in the "
+    "diff); dynamic: a constant number of rules comparing ages with the pushed *_after_seconds "
+    "series (thousands of sources).  [env: DBT_PROM_RULES_MODE]",
+)
+@duration_option("--for", "for_", default="5m", help="How long a condition must hold before an alert fires.")
+@duration_option(
+    "--keep-firing-for",
+    default=None,
+    help="Keep an alert firing this long after its condition clears (Prometheus >= 2.42).",
+)
+@click.option(
+    "--group-name",
+    default=rules.DEFAULT_GROUP,
+    show_default=True,
+    help="Prefix of the rule group names (<name>/<project>[/<source_name>]).",
+)
+@click.option("--severity-warn", default="warning", show_default=True, help="`severity` label of warnings.")
+@click.option("--severity-error", default="critical", show_default=True, help="`severity` label of errors.")
+@duration_option(
+    "--stale-after",
+    default="2h",
+    help="DbtFreshnessBridgeStale fires when the last freshness run is older than this.",
+)
+@click.option(
+    "--job",
+    default=DEFAULT_JOB,
+    show_default=True,
+    envvar="DBT_PROM_JOB",
+    help="Pushgateway job of the pushes (DbtFreshnessPushFailing).  [env: DBT_PROM_JOB]",
+)
+@meta_label_option
+@click.option(
+    "--runbook-base-url",
+    default=rules.DEFAULT_RUNBOOK_BASE_URL,
+    show_default=True,
+    envvar="DBT_PROM_RUNBOOK_BASE_URL",
+    help="runbook_url of alerts whose source sets no meta.runbook_url: <URL>#<alert name, lower-case>. "
+    "Empty: none.  [env: DBT_PROM_RUNBOOK_BASE_URL]",
+)
+@click.option(
+    "--dashboard-url",
+    envvar="DBT_PROM_DASHBOARD_URL",
+    help="Grafana dashboard URL for a dashboard_url annotation (with var-project, var-target, "
+    "var-source_name).  [env: DBT_PROM_DASHBOARD_URL]",
+)
+@click.option(
+    "--target-label",
+    "target_labels",
+    multiple=True,
+    metavar="VALUE",
+    help="Only alert on series with this `target` label (e.g. prod). Repeatable. Default: every target.",
+)
+@duration_option(
+    "--lookback",
+    default=None,
+    help="Read every series through last_over_time(...[DURATION]): for remote write, where samples "
+    "are not re-scraped. Set it above the push interval and --stale-after.",
+)
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Exit 2 on a threshold that cannot become a rule (count <= 0, unknown period) instead of "
+    "warning and skipping it.",
+)
+def command(**kw: Any) -> None:
+    """Generate Prometheus alert rules from the freshness thresholds declared in dbt.
+
+    Alerts: DbtSourceFreshnessWarn, DbtSourceFreshnessError, DbtSourceNoData,
+    DbtSourceFreshnessRuntimeError, DbtSourceFreshnessNotRun, DbtFreshnessRunFailed,
+    DbtFreshnessBridgeStale, DbtFreshnessPushFailing (runbooks: docs/alerts.md). Ages are
+    computed in PromQL from the pushed max_loaded_at, so alerts fire even when pushes stop.
+    Push with the same --meta-label keys. Output is deterministic: commit it and gate drift with
+    --check.
+
+    \b
+    --select/--exclude take source:NAME or source:NAME.TABLE (wildcards allowed) here.
+    """
+    dbt = dbt_config(kw)
+    opts = rules.RulesOptions(
+        mode=rules.Mode(kw["mode"]),
+        for_seconds=kw["for_"],
+        keep_firing_for=kw["keep_firing_for"],
+        group_name=kw["group_name"],
+        severity_warn=kw["severity_warn"],
+        severity_error=kw["severity_error"],
+        stale_after=kw["stale_after"],
+        job=kw["job"],
+        meta_labels=meta_labels(kw),
+        runbook_base_url=kw["runbook_base_url"],
+        dashboard_url=kw["dashboard_url"] or None,
+        target_labels=tuple(kw["target_labels"]),
+        lookback=kw["lookback"],
+        project=kw["project"],
+        select=dbt.select,
+        exclude=dbt.exclude,
+        strict=kw["strict"],
+    ).validated()
+    outputs = rules.Outputs(
+        out=kw["out"],
+        out_dir=kw["out_dir"],
+        tests=kw["tests"],
+        tests_dir=kw["tests_dir"],
+        split_by=rules.SplitBy(kw["split_by"]),
+    ).validated()
+    if kw["check"] and outputs.out is None and outputs.out_dir is None:
+        raise UsageError("--check compares with the --out file; give --out PATH (or --out-dir)")
+    inputs = rules.Inputs(
+        manifests=tuple(str(p) for p in kw["manifests"]),
+        artifacts_dirs=tuple(str(p) for p in kw["artifacts_dirs"]),
+        project_dir=str(dbt.project_dir),
+        target=dbt.target,
+        vars=dbt.vars,
+    )
+    # Parse without the selection: rules apply it to the manifest themselves.
+    manifests = load_manifests(
+        DbtOptions(
+            project_dir=dbt.project_dir,
+            profiles_dir=dbt.profiles_dir,
+            target=dbt.target,
+            vars=dbt.vars,
+            target_path=dbt.target_path,
+        ),
+        tuple(kw["manifests"]),
+        tuple(kw["artifacts_dirs"]),
+    )
+    generated = rules.generate(manifests, opts, outputs, inputs)
+    for warning in generated.warnings:
+        click.echo(f"dbt-prom: warning: {warning}", err=True)
+    write_or_check(generated, kw["check"])
+    if not kw["check"] and any(f.path is not None for f in generated.files):
+        click.echo(
+            f"dbt-prom: {generated.rule_count} rules for {generated.source_count} sources "
+            f"({opts.mode.value} mode, for {format_duration(opts.for_seconds)})",
+            err=True,
+        )

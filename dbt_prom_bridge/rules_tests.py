@@ -1,0 +1,593 @@
+"""``promtool test rules`` files proving the generated alerts (``dbt-prom rules --tests``).
+
+For every source alert the test shows it silent at its threshold and firing just after it
+(``for`` included), and resolving (or kept firing for ``keep_firing_for``) once the data is
+fresh again; then the no-data, runtime-error and not-run states, and the run-level alerts.
+
+Thresholds of days would need days of evaluations, so each scenario is placed relative to a
+crossing time ``T0`` a few intervals into the test: a source whose threshold is X gets
+``max_loaded_at = T0 - X``, so its age reaches X exactly at ``T0``. The series look like a push
+(every label, the meta labels, ``job``); with ``lookback`` (remote write) they are sparse, as
+remote-written samples are.
+
+What each check expects is computed by a small model of Prometheus's alerting (the rule
+conditions over the input series, ``for``, ``keep_firing_for``, and the annotation texts through
+:class:`~dbt_prom_bridge.rules.PlainText`); promtool then checks the real rules against it.
+The model is written once and is the same for both modes: the same test passes on per-source
+and dynamic rules (the equivalence test in tests/rules uses exactly that).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from dbt_prom_bridge.config import format_duration
+from dbt_prom_bridge.exposition import (
+    ERROR_AFTER,
+    HAS_DATA,
+    MAX_LOADED_AT,
+    RUN_SUCCESS,
+    RUN_TIMESTAMP,
+    STATUS,
+    WARN_AFTER,
+)
+from dbt_prom_bridge.model import SourceDef, Status
+from dbt_prom_bridge.rules import (
+    BRIDGE_STALE,
+    ERROR,
+    HEADER,
+    NO_DATA,
+    NOT_RUN,
+    PUSH_FAILING,
+    PUSH_FAILURE_TIME,
+    PUSH_TIME,
+    RUN_FAILED,
+    RUNTIME_ERROR,
+    SOURCE_ALERTS,
+    WARN,
+    PlainText,
+    ProjectSources,
+    RulesOptions,
+    alert_annotations,
+    header,
+    number,
+    project_wide,
+    render_template,
+    severity,
+)
+from dbt_prom_bridge.rules_syntax import comment_text, promql_string
+
+#: Prometheus's default lookback for instant selectors.
+INSTANT_LOOKBACK = 300
+#: The ``target`` label of the test series when the rules match every target.
+TEST_TARGET = "prod"
+
+Values = list[float | None]
+
+
+@dataclass
+class Series:
+    metric: str
+    labels: dict[str, str]
+    values: Values
+
+    def text(self) -> str:
+        inner = ", ".join(f"{k}={promql_string(v)}" for k, v in sorted(self.labels.items()))
+        return f"{self.metric}{{{inner}}}"
+
+
+@dataclass
+class Expected:
+    labels: tuple[tuple[str, str], ...]
+    annotations: tuple[tuple[str, str], ...]
+
+
+@dataclass
+class Check:
+    eval_time: str
+    alertname: str
+    alerts: list[Expected]
+
+
+@dataclass
+class TestGroup:
+    comment: str
+    series: list[dict[str, str]]
+    checks: list[Check]
+
+
+@dataclass
+class _State:
+    active_at: int
+    firing: bool = False
+    keep_since: int | None = None
+    value: float = 0.0
+
+
+Key = tuple[tuple[str, str], ...]
+#: An alert condition over the scenario: step -> {alert labels: value} of the active alerts.
+Condition = Callable[[int], dict[Key, float]]
+
+
+@dataclass
+class Scenario:
+    """Series over ``steps + 1`` evaluation steps of ``interval`` seconds, and the conditions."""
+
+    interval: int
+    steps: int
+    opts: RulesOptions
+    series: list[Series] = field(default_factory=list)
+    conditions: dict[str, list[Condition]] = field(default_factory=dict)
+    #: Per alert label set: the thresholds its text names and its own runbook (meta.runbook_url).
+    context: dict[Key, tuple[Mapping[str, float], str | None]] = field(default_factory=dict)
+    _firing: dict[str, list[dict[Key, float]]] = field(default_factory=dict)
+
+    def condition(self, alert: str, fn: Condition) -> None:
+        self.conditions.setdefault(alert, []).append(fn)
+
+    # -- series ---------------------------------------------------------------------------------
+    def add(self, metric: str, labels: Mapping[str, str], values: Values) -> Series:
+        item = Series(metric, {k: v for k, v in labels.items() if v}, values)
+        self.series.append(item)
+        return item
+
+    def visible(self, item: Series | None, step: int) -> float | None:
+        """What a selector reads at ``step``: the newest sample within the lookback window."""
+        if item is None:
+            return None
+        window = self.opts.lookback or INSTANT_LOOKBACK
+        for k in range(step, -1, -1):
+            if (step - k) * self.interval > window:
+                return None
+            if item.values[k] is not None:
+                return item.values[k]
+        return None
+
+    # -- model of the alerting rule manager ---------------------------------------------------------
+    def firing(self, alert: str, step: int) -> dict[Key, float]:
+        """The firing alerts (labels -> value of their last active evaluation) at ``step``."""
+        if alert not in self._firing:
+            self._firing[alert] = self._simulate(self.conditions.get(alert, []))
+        return self._firing[alert][step]
+
+    def _simulate(self, conditions: Sequence[Condition]) -> list[dict[Key, float]]:
+        """Prometheus's alert state machine: pending until ``for`` has passed since the alert became
+        active, firing after; an alert that stops matching is dropped, or kept firing for
+        ``keep_firing_for`` from the first evaluation it no longer matched."""
+        states: dict[Key, _State] = {}
+        hold = int(self.opts.for_seconds)
+        keep = int(self.opts.keep_firing_for or 0)
+        out: list[dict[Key, float]] = []
+        for k in range(self.steps + 1):
+            ts = k * self.interval
+            active: dict[Key, float] = {}
+            for fn in conditions:
+                active.update(fn(k))
+            for labels, value in active.items():
+                state = states.get(labels)
+                if state is None:
+                    state = states[labels] = _State(active_at=ts)
+                state.keep_since = None
+                state.value = value
+                if not state.firing and ts - state.active_at >= hold:
+                    state.firing = True
+            for labels in list(states):
+                if labels in active:
+                    continue
+                state = states[labels]
+                if state.firing and keep:
+                    if state.keep_since is None:
+                        state.keep_since = ts
+                    if ts - state.keep_since < keep:
+                        continue
+                del states[labels]
+            out.append({labels: s.value for labels, s in states.items() if s.firing})
+        return out
+
+    def expected(self, alert: str, step: int) -> list[Expected]:
+        out = []
+        for labels, value in sorted(self.firing(alert, step).items()):
+            thresholds, runbook = self.context.get(labels, ({}, None))
+            text = PlainText(dict(labels), value, thresholds)
+            notes = alert_annotations(
+                alert,
+                text,
+                self.opts,
+                runbook=runbook,
+                dynamic_runbook=project_wide(alert, self.opts),
+            )
+            out.append(Expected(tuple((k, v) for k, v in labels if k != "alertname"), notes))
+        return out
+
+    def rendered_series(self) -> list[dict[str, str]]:
+        return [{"series": s.text(), "samples": values_text(s.values)} for s in self.series]
+
+
+def values_text(values: Values) -> str:
+    """promtool's expanding notation: ``v+0xN`` for repeats, ``_xN`` for gaps."""
+    tokens: list[str] = []
+    k = 0
+    while k < len(values):
+        value = values[k]
+        run = 1
+        while k + run < len(values) and values[k + run] == value:
+            run += 1
+        if value is None:
+            tokens.append("_" if run == 1 else f"_x{run}")
+        else:
+            text = number(value)
+            tokens.append(text if run == 1 else f"{text}+0x{run - 1}")
+        k += run
+    return " ".join(tokens)
+
+
+def _key(labels: Mapping[str, str], alert: str, rule_labels: Mapping[str, str]) -> Key:
+    merged = {k: v for k, v in labels.items() if v}
+    merged.update({k: v for k, v in rule_labels.items() if v})
+    merged["alertname"] = alert
+    return tuple(sorted(merged.items()))
+
+
+class Builder:
+    """Builds the scenarios of one project."""
+
+    def __init__(self, project: ProjectSources, opts: RulesOptions, others: Sequence[str] = ()) -> None:
+        self.project = project
+        #: The other projects of the same rule file: their runs are fresh in the run-level scenarios.
+        self.others = tuple(others)
+        self.opts = opts
+        self.interval = eval_interval(opts)
+        self.target = sorted(opts.target_labels)[0] if opts.target_labels else TEST_TARGET
+        #: Samples every ``sample_every`` seconds: dense, or sparse like remote write.
+        self.sample_every = self.interval
+        if opts.lookback:
+            half = int(opts.lookback // 2)
+            self.sample_every = max(self.interval, half - half % self.interval)
+        self.t0 = 2 * self.interval
+
+    # -- labels -----------------------------------------------------------------------------------
+    def run_labels(self) -> dict[str, str]:
+        return {"project": self.project.project, "target": self.target, "job": self.opts.job}
+
+    def source_labels(self, source: SourceDef) -> dict[str, str]:
+        labels = {
+            **self.run_labels(),
+            "source_name": source.source_name,
+            "table_name": source.table_name,
+            "database": source.database,
+            "schema": source.schema,
+            "identifier": source.identifier,
+        }
+        for key in self.opts.meta_labels:
+            labels[key] = source.meta_get(key)
+        return labels
+
+    def rule_labels(self, alert: str, source: SourceDef | None) -> dict[str, str]:
+        """The labels a rule sets (they override the series' labels; always the same values here)."""
+        out = {"project": self.project.project}
+        if source is None:
+            return {**out, "severity": severity(alert, self.opts)}
+        out["severity"] = severity(alert, self.opts, has_error_after=source.error_after is not None)
+        if not project_wide(alert, self.opts):
+            out.update(source_name=source.source_name, table_name=source.table_name)
+            out.update({k: source.meta_get(k) for k in self.opts.meta_labels if source.meta_get(k)})
+        return out
+
+    # -- series helpers -----------------------------------------------------------------------------
+    def steps_until(self, last: int) -> int:
+        return last // self.interval
+
+    def timeline(
+        self, steps: int, value_at: Callable[[int], float | None], changes: Iterable[int] = ()
+    ) -> Values:
+        """Values per step; with lookback only every ``sample_every`` seconds (and at ``changes``)."""
+        change_steps = {c // self.interval for c in changes}
+        out: Values = []
+        for k in range(steps + 1):
+            ts = k * self.interval
+            sampled = ts % self.sample_every == 0 or k in change_steps
+            out.append(value_at(ts) if sampled else None)
+        return out
+
+    def constant(self, steps: int, value: float) -> Values:
+        return self.timeline(steps, lambda _: value)
+
+    def switch(self, steps: int, at: int, before: float | None, after: float | None) -> Values:
+        """``before`` until ``at`` seconds, then ``after``; ``None`` before means "loaded now"."""
+
+        def value(ts: int) -> float | None:
+            if ts < at:
+                return float(ts) if before is None else before
+            return after
+
+        return self.timeline(steps, value, (at,))
+
+    def thresholds(self, source: SourceDef) -> dict[str, float]:
+        out: dict[str, float] = {}
+        if source.warn_after is not None:
+            out[WARN_AFTER] = float(source.warn_after.seconds)
+        if source.error_after is not None:
+            out[ERROR_AFTER] = float(source.error_after.seconds)
+        return out
+
+    # -- scenarios ----------------------------------------------------------------------------------
+    def crossing(self, metric: str) -> TestGroup:
+        """Every source whose ``metric`` threshold is set crosses it at T0; fresh data at T_rec."""
+        opts, i = self.opts, self.interval
+        hold, keep = int(opts.for_seconds), int(opts.keep_firing_for or 0)
+        fire = self.t0 + i + hold
+        recover = fire + i
+        times = sorted({self.t0, self.t0 + hold, fire, recover, *((recover + keep,) if keep else ())})
+        steps = self.steps_until(times[-1])
+        sc = Scenario(i, steps, opts)
+        kind = "warn_after" if metric == WARN_AFTER else "error_after"
+        for source in self.project.sources:
+            labels = self.source_labels(source)
+            th = self.thresholds(source)
+            crosses = metric in th
+            offset = th[metric] if crosses else 0.0
+            base = self.t0 - offset
+
+            def loaded(ts: int, base: float = base, crosses: bool = crosses) -> float:
+                return float(recover) if crosses and ts >= recover else base
+
+            mla = sc.add(MAX_LOADED_AT, labels, self.timeline(steps, loaded, (recover,)))
+            has_data = sc.add(HAS_DATA, labels, self.timeline(steps, lambda _: 1.0))
+            passing = sc.add(
+                STATUS, {**labels, "status": Status.PASS.value}, self.timeline(steps, lambda _: 1.0)
+            )
+            for name, seconds in sorted(th.items()):
+                sc.add(name, labels, self.constant(steps, seconds))
+            self._source_candidates(sc, source, labels, mla, has_data, {Status.PASS.value: passing})
+        checks = self._checks(sc, times, SOURCE_ALERTS)
+        return TestGroup(
+            f"{kind}: each source's data reaches its {kind} at {format_duration(self.t0)}, fires "
+            f"{format_duration(hold)} (for) after, is fresh again at {format_duration(recover)}",
+            sc.rendered_series(),
+            checks,
+        )
+
+    def state(self, alert: str) -> TestGroup:
+        """Every source passes until T0, then has no data / a runtime error / is not run."""
+        opts, i = self.opts, self.interval
+        hold = int(opts.for_seconds)
+        start = self.t0
+        times = sorted({start - i, *((start + hold - i,) if hold >= i else ()), start + hold})
+        steps = self.steps_until(times[-1])
+        sc = Scenario(i, steps, opts)
+        new_status = {NO_DATA: Status.ERROR, RUNTIME_ERROR: Status.RUNTIME_ERROR, NOT_RUN: Status.NOT_RUN}[
+            alert
+        ]
+        for source in self.project.sources:
+            labels = self.source_labels(source)
+            th = self.thresholds(source)
+            # Fresh data (loaded at the evaluation time) until T0, then no max_loaded_at at all.
+            mla = sc.add(MAX_LOADED_AT, labels, self.switch(steps, start, None, None))
+            has_data = sc.add(
+                HAS_DATA, labels, self.switch(steps, start, 1.0, 0.0 if alert == NO_DATA else 1.0)
+            )
+            passing = sc.add(
+                STATUS, {**labels, "status": Status.PASS.value}, self.switch(steps, start, 1.0, 0.0)
+            )
+            now = sc.add(STATUS, {**labels, "status": new_status.value}, self.switch(steps, start, 0.0, 1.0))
+            for name, seconds in sorted(th.items()):
+                sc.add(name, labels, self.constant(steps, seconds))
+            statuses = {Status.PASS.value: passing, new_status.value: now}
+            self._source_candidates(sc, source, labels, mla, has_data, statuses)
+        what = {NO_DATA: "has no data", RUNTIME_ERROR: "has a runtime error", NOT_RUN: "is not run"}[alert]
+        return TestGroup(
+            f"{alert}: every source passes, then {what} from {format_duration(start)}",
+            sc.rendered_series(),
+            self._checks(sc, times, SOURCE_ALERTS),
+        )
+
+    def _source_candidates(
+        self,
+        sc: Scenario,
+        source: SourceDef,
+        labels: dict[str, str],
+        mla: Series,
+        has_data: Series,
+        statuses: Mapping[str, Series],
+    ) -> None:
+        th = self.thresholds(source)
+        runbook = source.meta_get("runbook_url") or None
+        clean = {k: v for k, v in labels.items() if v}
+
+        for alert, metric in ((WARN, WARN_AFTER), (ERROR, ERROR_AFTER)):
+            if metric not in th:
+                continue
+            key = _key(clean, alert, self.rule_labels(alert, source))
+            sc.context[key] = (th, runbook)
+
+            def cond(k: int, key: Key = key, limit: float = th[metric]) -> dict[Key, float]:
+                loaded = sc.visible(mla, k)
+                if loaded is None:
+                    return {}
+                age = k * sc.interval - loaded
+                return {key: age} if age > limit else {}
+
+            sc.condition(alert, cond)
+
+        nodata_key = _key(clean, NO_DATA, self.rule_labels(NO_DATA, source))
+        sc.context[nodata_key] = (th, runbook)
+        sc.condition(NO_DATA, lambda k: {nodata_key: 0.0} if sc.visible(has_data, k) == 0 else {})
+        for alert, status in ((RUNTIME_ERROR, Status.RUNTIME_ERROR), (NOT_RUN, Status.NOT_RUN)):
+            item = statuses.get(status.value)
+            key = _key({**clean, "status": status.value}, alert, self.rule_labels(alert, source))
+            sc.context[key] = (th, runbook)
+
+            def state_cond(k: int, item: Series | None = item, key: Key = key) -> dict[Key, float]:
+                return {key: 1.0} if sc.visible(item, k) == 1 else {}
+
+            sc.condition(alert, state_cond)
+
+    def _checks(self, sc: Scenario, times: Sequence[int], alerts: Sequence[str]) -> list[Check]:
+        return [
+            Check(format_duration(t), alert, sc.expected(alert, t // sc.interval))
+            for t in times
+            for alert in alerts
+        ]
+
+    # -- run-level ------------------------------------------------------------------------------------
+    def run_failed(self) -> TestGroup:
+        i, hold = self.interval, int(self.opts.for_seconds)
+        start = self.t0
+        times = sorted({start - i, *((start + hold - i,) if hold >= i else ()), start + hold})
+        steps = self.steps_until(times[-1])
+        sc = Scenario(i, steps, self.opts)
+        labels = self.run_labels()
+        success = sc.add(
+            RUN_SUCCESS, labels, self.timeline(steps, lambda ts: 1.0 if ts < start else 0.0, (start,))
+        )
+        sc.add(RUN_TIMESTAMP, labels, self.timeline(steps, float))
+        key = _key(labels, RUN_FAILED, self.rule_labels(RUN_FAILED, None))
+        sc.condition(RUN_FAILED, lambda k: {key: 0.0} if sc.visible(success, k) == 0 else {})
+        return TestGroup(
+            f"{RUN_FAILED}: dbt could not run from {format_duration(start)} (run_success 0)",
+            sc.rendered_series(),
+            self._checks(sc, times, (RUN_FAILED,)),
+        )
+
+    def bridge_stale(self) -> TestGroup:
+        i, hold = self.interval, int(self.opts.for_seconds)
+        keep = int(self.opts.keep_firing_for or 0)
+        stale = self.opts.stale_after
+        fire = self.t0 + i + hold
+        recover = fire + i
+        times = sorted({self.t0, self.t0 + hold, fire, recover, *((recover + keep,) if keep else ())})
+        steps = self.steps_until(times[-1])
+        sc = Scenario(i, steps, self.opts)
+        labels = self.run_labels()
+        base = self.t0 - stale
+        run_ts = sc.add(
+            RUN_TIMESTAMP,
+            labels,
+            self.timeline(steps, lambda ts: float(recover) if ts >= recover else base, (recover,)),
+        )
+        sc.add(RUN_SUCCESS, labels, self.timeline(steps, lambda _: 1.0))
+        self.other_runs(sc, steps)
+        key = _key(labels, BRIDGE_STALE, self.rule_labels(BRIDGE_STALE, None))
+
+        def cond(k: int) -> dict[Key, float]:
+            last = sc.visible(run_ts, k)
+            if last is None:
+                return {}
+            age = k * i - last
+            return {key: age} if age > stale else {}
+
+        sc.condition(BRIDGE_STALE, cond)
+        return TestGroup(
+            f"{BRIDGE_STALE}: the last run reaches --stale-after at {format_duration(self.t0)}, "
+            f"a new run arrives at {format_duration(recover)}",
+            sc.rendered_series(),
+            self._checks(sc, times, (BRIDGE_STALE,)),
+        )
+
+    def other_runs(self, sc: Scenario, steps: int) -> None:
+        """Fresh runs of the file's other projects, so their own DbtFreshnessBridgeStale stays quiet."""
+        for name in self.others:
+            sc.add(RUN_TIMESTAMP, {**self.run_labels(), "project": name}, self.timeline(steps, float))
+
+    def bridge_absent(self) -> TestGroup:
+        i, hold = self.interval, int(self.opts.for_seconds)
+        times = sorted({*((hold - i,) if hold >= i else ()), hold})
+        steps = self.steps_until(times[-1])
+        sc = Scenario(i, steps, self.opts)
+        # Only other projects' runs exist: this project's is absent.
+        other = {**self.run_labels(), "project": self.project.project + "_other"}
+        sc.add(RUN_TIMESTAMP, other, self.timeline(steps, float))
+        self.other_runs(sc, steps)
+        absent_labels = {"project": self.project.project}
+        if len(set(self.opts.target_labels)) == 1:
+            absent_labels["target"] = self.target
+        key = _key(absent_labels, BRIDGE_STALE, self.rule_labels(BRIDGE_STALE, None))
+        sc.condition(BRIDGE_STALE, lambda k: {key: 1.0})
+        return TestGroup(
+            f"{BRIDGE_STALE}: no run of the project at all",
+            sc.rendered_series(),
+            self._checks(sc, times, (BRIDGE_STALE,)),
+        )
+
+    def push_failing(self) -> TestGroup:
+        i, hold = self.interval, int(self.opts.for_seconds)
+        start = self.t0
+        times = sorted({start - i, *((start + hold - i,) if hold >= i else ()), start + hold})
+        steps = self.steps_until(times[-1])
+        # The Pushgateway's series are scraped, never remote-written: dense.
+        sc = Scenario(i, steps, self.opts)
+        labels = self.run_labels()
+        dense = [float(k * i) for k in range(steps + 1)]
+        pushed = sc.add(PUSH_TIME, labels, [v if v < start else float(start - i) for v in dense])
+        failed = sc.add(PUSH_FAILURE_TIME, labels, [0.0 if v < start else float(start) for v in dense])
+        sc.add(RUN_TIMESTAMP, labels, self.timeline(steps, float))
+        key = _key(labels, PUSH_FAILING, self.rule_labels(PUSH_FAILING, None))
+
+        def cond(k: int) -> dict[Key, float]:
+            f, p = sc.visible(failed, k), sc.visible(pushed, k)
+            return {key: f} if f is not None and p is not None and f > p else {}
+
+        sc.condition(PUSH_FAILING, cond)
+        return TestGroup(
+            f"{PUSH_FAILING}: pushes of job {self.opts.job} are rejected from {format_duration(start)}",
+            sc.rendered_series(),
+            self._checks(sc, times, (PUSH_FAILING,)),
+        )
+
+    def all(self) -> list[TestGroup]:
+        groups = [self.crossing(WARN_AFTER), self.crossing(ERROR_AFTER)]
+        groups += [self.state(alert) for alert in (NO_DATA, RUNTIME_ERROR, NOT_RUN)]
+        groups += [self.run_failed(), self.bridge_stale(), self.bridge_absent(), self.push_failing()]
+        for group in groups:
+            group.comment = comment_text(f"{self.project.project} - {group.comment}")
+        return groups
+
+
+def eval_interval(opts: RulesOptions) -> int:
+    """The test's evaluation interval: 1m, or finer when ``for``/``keep_firing_for`` need it."""
+    out = 60
+    for seconds in (opts.for_seconds, opts.keep_firing_for or 0):
+        out = math.gcd(out, int(seconds)) if seconds else out
+    return max(out, 1)
+
+
+def render_tests(
+    projects: Sequence[ProjectSources], opts: RulesOptions, rule_file: str, command: str, rules_name: str
+) -> str:
+    """The promtool test file for the rules of ``projects`` (``rule_file``: relative to the test file)."""
+    groups: list[TestGroup] = []
+    names = [p.project for p in projects]
+    for project in projects:
+        groups.extend(Builder(project, opts, [n for n in names if n != project.project]).all())
+    checks = sum(len(g.checks) for g in groups)
+    head = [
+        HEADER[2:],
+        f"Regenerate with: {command}",
+        "",
+        f"promtool unit tests of {rules_name} ({opts.mode.value} mode): {len(groups)} scenario(s), "
+        f"{checks} check(s). Run: promtool test rules <this file>",
+    ]
+    tests = [
+        {
+            "comment": g.comment,
+            "series": g.series,
+            "checks": [
+                {
+                    "eval_time": c.eval_time,
+                    "alertname": c.alertname,
+                    "alerts": [{"labels": a.labels, "annotations": a.annotations} for a in c.alerts],
+                }
+                for c in g.checks
+            ],
+        }
+        for g in groups
+    ]
+    return render_template(
+        "rule_tests.yml.j2",
+        header=header(head),
+        rule_file=rule_file,
+        interval=format_duration(eval_interval(opts)),
+        tests=tests,
+    )
