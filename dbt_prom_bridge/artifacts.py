@@ -16,8 +16,9 @@ import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from dbt_prom_bridge import jsonstream
 from dbt_prom_bridge.errors import ArtifactError, ThresholdError
 from dbt_prom_bridge.model import (
     FreshnessResult,
@@ -114,11 +115,44 @@ def _thresholds(
     problems: list[str] = []
     for key in ("warn_after", "error_after"):
         try:
-            found.append(Threshold.parse(criteria.get(key)))
+            found.append(_threshold(criteria.get(key)))
         except ThresholdError as exc:
             found.append(None)
             problems.append(f"{key} skipped: {exc}")
     return found[0], found[1], tuple(problems)
+
+
+#: Parsed thresholds by raw ``(count, period)``: 100,000 sources share a handful of them.
+_PARSED_THRESHOLDS: dict[tuple[object, object], Threshold | None] = {}
+#: Equal strings and meta tuples read from one big artifact, kept once (see :func:`_shared`).
+_SHARED: dict[object, object] = {}
+_T = TypeVar("_T", str, tuple[tuple[str, str], ...])
+
+
+def _threshold(raw: object) -> Threshold | None:
+    """:meth:`Threshold.parse`, shared: equal thresholds become one object."""
+    if isinstance(raw, dict) and len(raw) == 2:
+        count, period = raw.get("count"), raw.get("period")
+        if type(count) in (int, type(None)) and type(period) in (str, type(None)):
+            key = (count, period)
+            if key in _PARSED_THRESHOLDS:
+                return _PARSED_THRESHOLDS[key]
+            value = Threshold.parse(raw)
+            if len(_PARSED_THRESHOLDS) < 1024:
+                _PARSED_THRESHOLDS[key] = value
+            return value
+    return Threshold.parse(raw)
+
+
+def _shared(value: _T) -> _T:
+    """One object per distinct value (source names, schemas, meta repeat across tables)."""
+    found = _SHARED.get(value)
+    if found is not None:
+        return found  # type: ignore[return-value]
+    if len(_SHARED) >= 1 << 16:
+        _SHARED.clear()
+    _SHARED[value] = value
+    return value
 
 
 def _describe_legacy(doc: Mapping[str, Any]) -> str:
@@ -133,6 +167,23 @@ def _describe_legacy(doc: Mapping[str, Any]) -> str:
 def parse_sources(doc: Any, path: str | None = None) -> SourcesArtifact:
     """Turn a parsed ``sources.json`` document into a :class:`SourcesArtifact`."""
     name = path or "sources.json"
+    kind, version = _sources_schema(doc, name)
+    results_raw = doc.get("results")
+    if not isinstance(results_raw, list):
+        raise ArtifactError(f"{name} ({kind}/v{version}) has no 'results' list; the file is incomplete")
+    results: list[FreshnessResult] = []
+    skipped = 0
+    for index, entry in enumerate(results_raw):
+        result = _result_entry(index, entry, name)
+        if result is None:
+            skipped += 1
+        else:
+            results.append(result)
+    return _sources_artifact(doc, kind, version, results, skipped, path)
+
+
+def _sources_schema(doc: Any, name: str) -> tuple[str, int]:
+    """Check that ``doc`` is a sources.json this reader reads; its ``(kind, version)``."""
     if not isinstance(doc, Mapping):
         raise ArtifactError(f"{name} is not a dbt sources.json (found a JSON {type(doc).__name__})")
     schema = schema_of(doc)
@@ -157,29 +208,36 @@ def parse_sources(doc: Any, path: str | None = None) -> SourcesArtifact:
             f"{name} has schema {kind}/v{version}, which this version of dbt-prom-bridge does not "
             f"read (it reads sources v1-v3 and freshness v0); {hint}"
         )
+    return kind, version
+
+
+def _result_entry(index: int, entry: object, name: str) -> FreshnessResult | None:
+    """One ``results[index]``; None for a non-source entry (Fusion also reports models)."""
+    if not isinstance(entry, Mapping):
+        raise ArtifactError(f"{name}: results[{index}] is not an object")
+    uid = entry.get("unique_id")
+    if not isinstance(uid, str) or not uid:
+        raise ArtifactError(f"{name}: results[{index}] has no unique_id")
+    resource_type = entry.get("resource_type")
+    if resource_type not in (None, "source") or (resource_type is None and uid.startswith("model.")):
+        return None
+    try:
+        split_unique_id(uid)
+    except ArtifactError as exc:
+        raise ArtifactError(f"{name}: results[{index}]: {exc}; the file looks edited or scrubbed") from None
+    return _result(entry, uid, name)
+
+
+def _sources_artifact(
+    doc: Mapping[str, Any],
+    kind: str,
+    version: int,
+    results: list[FreshnessResult],
+    skipped: int,
+    path: str | None,
+) -> SourcesArtifact:
+    name = path or "sources.json"
     meta = doc["metadata"]
-    results_raw = doc.get("results")
-    if not isinstance(results_raw, list):
-        raise ArtifactError(f"{name} ({kind}/v{version}) has no 'results' list; the file is incomplete")
-    results: list[FreshnessResult] = []
-    skipped = 0
-    for index, entry in enumerate(results_raw):
-        if not isinstance(entry, Mapping):
-            raise ArtifactError(f"{name}: results[{index}] is not an object")
-        uid = entry.get("unique_id")
-        if not isinstance(uid, str) or not uid:
-            raise ArtifactError(f"{name}: results[{index}] has no unique_id")
-        resource_type = entry.get("resource_type")
-        if resource_type not in (None, "source") or (resource_type is None and uid.startswith("model.")):
-            skipped += 1
-            continue
-        try:
-            split_unique_id(uid)
-        except ArtifactError as exc:
-            raise ArtifactError(
-                f"{name}: results[{index}]: {exc}; the file looks edited or scrubbed"
-            ) from None
-        results.append(_result(entry, uid, name))
     return SourcesArtifact(
         schema_version=f"{kind}/v{version}",
         dbt_version=meta.get("dbt_version") if isinstance(meta.get("dbt_version"), str) else None,
@@ -247,6 +305,15 @@ def _status(raw: object, uid: str, name: str) -> Status:
 
 
 def read_sources(path: Path) -> SourcesArtifact:
+    """Read a ``sources.json``: streamed result by result (see :mod:`dbt_prom_bridge.jsonstream`),
+    or whole when the file is unusual (then every refusal has its precise message)."""
+    try:
+        return _stream_sources(path)
+    except (jsonstream.Fallback, OSError, RecursionError):
+        pass
+    except ArtifactError:
+        if jsonstream.well_formed(path):
+            raise
     doc = load_json(
         path,
         "sources.json",
@@ -255,9 +322,46 @@ def read_sources(path: Path) -> SourcesArtifact:
     return parse_sources(doc, str(path))
 
 
+def _stream_sources(path: Path) -> SourcesArtifact:
+    name = str(path)
+    head: dict[str, Any] = {}
+    schema: tuple[str, int] | None = None
+    results: list[FreshnessResult] = []
+    skipped = 0
+    for member, index, value in jsonstream.members(path, entries=("results",)):
+        if schema is None:
+            if member != "metadata" or schema_of({"metadata": value}) is None:
+                raise jsonstream.Fallback("metadata is not the first member")
+            schema = _sources_schema({"metadata": value}, name)
+        if index is None or index is jsonstream.START:
+            head[member] = value
+        else:
+            assert isinstance(index, int)
+            result = _result_entry(index, value, name)
+            if result is None:
+                skipped += 1
+            else:
+                results.append(result)
+    if schema is None or not isinstance(head.get("results"), list):
+        raise jsonstream.Fallback("no results list")
+    return _sources_artifact(head, schema[0], schema[1], results, skipped, name)
+
+
 def parse_manifest(doc: Any, path: str | None = None) -> Manifest:
     """Turn a parsed ``manifest.json`` into a :class:`Manifest` (sources only)."""
     name = path or "manifest.json"
+    version = _manifest_schema(doc, name)
+    sources_raw = doc.get("sources")
+    if not isinstance(sources_raw, Mapping):
+        raise ArtifactError(f"{name} has no 'sources' map; the file is incomplete")
+    sources: dict[str, SourceDef] = {}
+    for uid, node in sources_raw.items():
+        sources[uid] = _source_entry(uid, node, name)
+    return _manifest(doc["metadata"], version, sources, path)
+
+
+def _manifest_schema(doc: Any, name: str) -> int:
+    """Check that ``doc`` is a manifest this reader reads; its schema version."""
     if not isinstance(doc, Mapping):
         raise ArtifactError(f"{name} is not a dbt manifest.json (found a JSON {type(doc).__name__})")
     schema = schema_of(doc)
@@ -271,15 +375,19 @@ def parse_manifest(doc: Any, path: str | None = None) -> Manifest:
             f"{name} has schema manifest/v{version}; this version of dbt-prom-bridge reads "
             f"manifest v1-v{max(MANIFEST_VERSIONS)}: upgrade dbt-prom-bridge"
         )
-    meta = doc["metadata"]
-    sources_raw = doc.get("sources")
-    if not isinstance(sources_raw, Mapping):
-        raise ArtifactError(f"{name} has no 'sources' map; the file is incomplete")
-    sources: dict[str, SourceDef] = {}
-    for uid, node in sources_raw.items():
-        if not isinstance(node, Mapping):
-            raise ArtifactError(f"{name}: sources[{uid!r}] is not an object")
-        sources[uid] = _source_def(uid, node, name)
+    return version
+
+
+def _source_entry(uid: str, node: object, name: str) -> SourceDef:
+    if not isinstance(node, Mapping):
+        raise ArtifactError(f"{name}: sources[{uid!r}] is not an object")
+    return _source_def(uid, node, name)
+
+
+def _manifest(
+    meta: Mapping[str, Any], version: int, sources: dict[str, SourceDef], path: str | None
+) -> Manifest:
+    name = path or "manifest.json"
     project = meta.get("project_name")
     return Manifest(
         project_name=project if isinstance(project, str) and project else None,
@@ -321,25 +429,61 @@ def _source_def(uid: str, node: Mapping[str, Any], name: str) -> SourceDef:
     table_name = _str(node, "name", table)
     return SourceDef(
         unique_id=uid,
-        package=_str(node, "package_name", package),
-        source_name=_str(node, "source_name", src),
+        package=_shared(_str(node, "package_name", package)),
+        source_name=_shared(_str(node, "source_name", src)),
         table_name=table_name,
-        database=_str(node, "database"),
-        schema=_str(node, "schema"),
+        database=_shared(_str(node, "database")),
+        schema=_shared(_str(node, "schema")),
         identifier=_str(node, "identifier", table_name),
         warn_after=warn_after,
         error_after=error_after,
         filter=flt if isinstance(flt, str) else None,
         loaded_at_field=node.get("loaded_at_field") if isinstance(node.get("loaded_at_field"), str) else None,
         loaded_at_query=node.get("loaded_at_query") if isinstance(node.get("loaded_at_query"), str) else None,
-        meta=tuple(sorted(meta.items())),
+        meta=_shared(tuple(sorted(meta.items()))),
         threshold_problems=problems,
     )
 
 
 def read_manifest(path: Path) -> Manifest:
+    """Read a ``manifest.json``: only its metadata and sources, streamed source by source (a
+    100,000-source manifest is ~230 MB of JSON), or whole when the file is unusual."""
+    try:
+        return _stream_manifest(path)
+    except (jsonstream.Fallback, OSError, RecursionError):
+        pass
+    except ArtifactError:
+        if jsonstream.well_formed(path):
+            raise
     doc = load_json(path, "manifest.json", "run `dbt parse` (or any dbt command) first, or pass --manifest")
     return parse_manifest(doc, str(path))
+
+
+def _stream_manifest(path: Path) -> Manifest:
+    name = str(path)
+    meta: Mapping[str, Any] | None = None
+    version = 0
+    sources: dict[str, SourceDef] | None = None
+    for member, key, value in jsonstream.members(path, entries=("sources",), values=("metadata",)):
+        if meta is None:
+            if member != "metadata" or schema_of({"metadata": value}) is None:
+                raise jsonstream.Fallback("metadata is not the first member")
+            version = _manifest_schema({"metadata": value}, name)
+            meta = value
+        elif member != "sources":
+            continue
+        elif key is jsonstream.START:
+            if not isinstance(value, dict):
+                raise jsonstream.Fallback("sources is not a map")
+            sources = {}
+        elif key is None or sources is None:
+            raise jsonstream.Fallback("sources is not a map")
+        else:
+            assert isinstance(key, str)
+            sources[key] = _source_entry(key, value, name)
+    if meta is None or sources is None:
+        raise jsonstream.Fallback("no sources map")
+    return _manifest(meta, version, sources, name)
 
 
 def check_age(generated_at: float | None, path: str, max_age: float, now: float) -> None:

@@ -106,53 +106,94 @@ def families(run: FreshnessRun, only: Iterable[str] | None = None) -> list[Famil
 
     Families without rows are left out. ``only`` limits the output to those names.
     """
-    names = source_label_names(run.meta_labels)
-    status_names = (*names, "status")
-    fams: dict[str, Family] = {
-        STATUS: Family(STATUS, status_names),
-        **{n: Family(n, names) for n in PER_SOURCE_METRICS if n != STATUS},
-    }
-    status_rows = fams[STATUS].rows
-    loaded_rows, has_data_rows = fams[MAX_LOADED_AT].rows, fams[HAS_DATA].rows
-    checked_rows, duration_rows = fams[CHECKED_AT].rows, fams[CHECK_DURATION].rows
-    warn_rows, error_rows = fams[WARN_AFTER].rows, fams[ERROR_AFTER].rows
-    for check in run.checks:
-        values = source_label_values(run, check)
-        current = check.status
-        for status in STATUSES:
-            status_rows.append(((*values, status.value), 1.0 if status is current else 0.0))
-        if check.max_loaded_at is not None:
-            loaded_rows.append((values, check.max_loaded_at))
-        has_data_rows.append((values, 0.0 if check.has_data is False else 1.0))
-        if check.checked_at is not None:
-            checked_rows.append((values, check.checked_at))
-        if check.warn_after is not None:
-            warn_rows.append((values, float(check.warn_after.seconds)))
-        if check.error_after is not None:
-            error_rows.append((values, float(check.error_after.seconds)))
-        if check.duration is not None:
-            duration_rows.append((values, check.duration))
+    return list(iter_families(run, only, chunk=max(1, len(run.checks))))
 
+
+#: Sources per piece in :func:`iter_families` (bounds memory at 100,000 sources).
+CHUNK_SOURCES = 2000
+
+
+def iter_families(
+    run: FreshnessRun, only: Iterable[str] | None = None, chunk: int = CHUNK_SOURCES
+) -> Iterator[Family]:
+    """:func:`families` in pieces of at most ``chunk`` sources, for streaming big runs.
+
+    Consecutive :class:`Family` objects with the same name are pieces of one family (the
+    renderer writes its ``# HELP``/``# TYPE`` once); concatenating their rows gives
+    :func:`families` exactly.
+    """
+    wanted = set(only) if only is not None else None
+    names = source_label_names(run.meta_labels)
+    checks = run.checks
+    values = [source_label_values(run, check) for check in checks]
+    for name in PER_SOURCE_METRICS:
+        if wanted is not None and name not in wanted:
+            continue
+        label_names = (*names, "status") if name == STATUS else names
+        for start in range(0, len(checks), chunk):
+            rows = _rows(name, checks[start : start + chunk], values[start : start + chunk])
+            if rows:
+                yield Family(name, label_names, rows)
+    del values
+    for fam in _run_families(run):
+        if wanted is None or fam.name in wanted:
+            yield fam
+
+
+Row = tuple[tuple[str, ...], float]
+
+
+def _rows(name: str, checks: Sequence[SourceCheck], values: Sequence[tuple[str, ...]]) -> list[Row]:
+    """The rows of per-source family ``name`` for ``checks`` (``values``: their label values)."""
+    pairs = zip(checks, values, strict=True)
+    if name == STATUS:
+        rows: list[Row] = []
+        for check, vals in pairs:
+            current = check.status
+            for status in STATUSES:
+                rows.append(((*vals, status.value), 1.0 if status is current else 0.0))
+        return rows
+    if name == MAX_LOADED_AT:
+        return [(v, c.max_loaded_at) for c, v in pairs if c.max_loaded_at is not None]
+    if name == HAS_DATA:
+        return [(v, 0.0 if c.has_data is False else 1.0) for c, v in pairs]
+    if name == CHECKED_AT:
+        return [(v, c.checked_at) for c, v in pairs if c.checked_at is not None]
+    if name == WARN_AFTER:
+        return [(v, float(c.warn_after.seconds)) for c, v in pairs if c.warn_after is not None]
+    if name == ERROR_AFTER:
+        return [(v, float(c.error_after.seconds)) for c, v in pairs if c.error_after is not None]
+    if name == CHECK_DURATION:
+        return [(v, c.duration) for c, v in pairs if c.duration is not None]
+    raise ValueError(f"{name} is not a per-source metric")
+
+
+def _run_families(run: FreshnessRun) -> list[Family]:
+    """The run-level families (``run_*``, ``sources``, ``build_info``) that have a value."""
     run_values = (run.project, run.target)
+    fams: list[Family] = []
     if run.success and run.generated_at is not None:
-        fams[RUN_TIMESTAMP] = Family(RUN_TIMESTAMP, RUN_LABELS, [(run_values, run.generated_at)])
+        fams.append(Family(RUN_TIMESTAMP, RUN_LABELS, [(run_values, run.generated_at)]))
     if run.success and run.elapsed is not None:
-        fams[RUN_DURATION] = Family(RUN_DURATION, RUN_LABELS, [(run_values, run.elapsed)])
-    fams[RUN_SUCCESS] = Family(RUN_SUCCESS, RUN_LABELS, [(run_values, 1.0 if run.success else 0.0)])
+        fams.append(Family(RUN_DURATION, RUN_LABELS, [(run_values, run.elapsed)]))
+    fams.append(Family(RUN_SUCCESS, RUN_LABELS, [(run_values, 1.0 if run.success else 0.0)]))
     if run.success:
         counts = run.counts()
-        fams[SOURCES] = Family(
-            SOURCES,
-            (*RUN_LABELS, "status"),
-            [((*run_values, s.value), float(counts[s])) for s in STATUSES],
+        fams.append(
+            Family(
+                SOURCES,
+                (*RUN_LABELS, "status"),
+                [((*run_values, s.value), float(counts[s])) for s in STATUSES],
+            )
         )
-    fams[BUILD_INFO] = Family(
-        BUILD_INFO,
-        (*RUN_LABELS, "version", "dbt_version"),
-        [((*run_values, __version__, run.dbt_version or ""), 1.0)],
+    fams.append(
+        Family(
+            BUILD_INFO,
+            (*RUN_LABELS, "version", "dbt_version"),
+            [((*run_values, __version__, run.dbt_version or ""), 1.0)],
+        )
     )
-    wanted = set(only) if only is not None else None
-    return [f for f in fams.values() if f.rows and (wanted is None or f.name in wanted)]
+    return fams
 
 
 def escape_label_value(value: str) -> str:
@@ -183,12 +224,21 @@ def _label_text(names: Sequence[str], values: Sequence[str]) -> str:
 
 def render_families(fams: Iterable[Family], timestamp_ms: int | None = None) -> str:
     """Serialize families as Prometheus text format 0.0.4 (``# HELP``, ``# TYPE gauge``, samples)."""
-    out: list[str] = []
+    return "".join(iter_render(fams, timestamp_ms))
+
+
+def iter_render(fams: Iterable[Family], timestamp_ms: int | None = None) -> Iterator[str]:
+    """:func:`render_families` as one text piece per family (or per piece of a family, see
+    :func:`iter_families`), so a big run is written out without holding all of its text."""
     suffix = f" {timestamp_ms}\n" if timestamp_ms is not None else "\n"
     # Per-source label sets repeat across families: escape each set once per label-name tuple.
     caches: dict[tuple[str, ...], dict[tuple[str, ...], str]] = {}
+    previous: str | None = None
     for fam in fams:
-        out.append(f"# HELP {fam.name} {escape_help(fam.help)}\n# TYPE {fam.name} gauge\n")
+        out: list[str] = []
+        if fam.name != previous:
+            out.append(f"# HELP {fam.name} {escape_help(fam.help)}\n# TYPE {fam.name} gauge\n")
+        previous = fam.name
         names = fam.label_names
         split = len(names) - 1 if names and names[-1] == "status" else len(names)
         base_names = names[:split]
@@ -202,17 +252,22 @@ def render_families(fams: Iterable[Family], timestamp_ms: int | None = None) -> 
             if split < len(names):
                 labels = f'{labels},status="{escape_label_value(values[split])}"'
             out.append(f"{prefix}{labels}}} {format_value(value)}{suffix}")
-    return "".join(out)
+        yield "".join(out)
 
 
 def render(run: FreshnessRun, only: Iterable[str] | None = None) -> str:
     """The exposition text of ``run`` (what ``push --dry-run`` prints and the gateway receives)."""
-    return render_families(families(run, only))
+    return "".join(iter_text(run, only))
+
+
+def iter_text(run: FreshnessRun, only: Iterable[str] | None = None) -> Iterator[str]:
+    """:func:`render` in pieces (bounded memory for big runs); the pieces join to the same text."""
+    return iter_render(iter_families(run, only))
 
 
 def samples(run: FreshnessRun) -> Iterator[tuple[str, tuple[tuple[str, str], ...], float]]:
     """Flat ``(metric name, ((label, value), ...), value)`` triples, for remote write."""
-    for fam in families(run):
+    for fam in iter_families(run):
         for values, value in fam.rows:
             yield fam.name, tuple(zip(fam.label_names, values, strict=True)), value
 

@@ -26,7 +26,7 @@ from dbt_prom_bridge.cli.options import (
 from dbt_prom_bridge.cli.replay import print_report, replay_command
 from dbt_prom_bridge.config import DeliveryOptions, RunOptions
 from dbt_prom_bridge.errors import CheckFailed, DbtRunError, PushError, UsageError
-from dbt_prom_bridge.exposition import render
+from dbt_prom_bridge.exposition import iter_text
 from dbt_prom_bridge.model import FailOn, FreshnessRun
 from dbt_prom_bridge.sinks import textfile
 from dbt_prom_bridge.sinks.spill import RunSpilled
@@ -144,7 +144,8 @@ def command(**kw: Any) -> None:
     for message in run.warnings:
         warn(message)
     if dry_run:
-        click.echo(render(run), nl=False)
+        for piece in iter_text(run):
+            click.echo(piece, nl=False)
         report(run, fmt)
         gate(run, opts.fail_on)
         return
