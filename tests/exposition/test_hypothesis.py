@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
-from dbt_prom_bridge import dashboard
+from dbt_prom_bridge import dashboard, rules
 from dbt_prom_bridge.config import GatewayConfig
 from dbt_prom_bridge.dashboard import DashboardOptions
 from dbt_prom_bridge.exposition import PER_SOURCE_METRICS, STATUS, render
@@ -329,3 +329,36 @@ def test_dashboard_is_valid_json_and_every_query_parses(
     rule_file.write_text(yaml.safe_dump(rules, allow_unicode=True))
     lint = subprocess.run([PROMTOOL, "check", "rules", str(rule_file)], capture_output=True, text=True)
     assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
+# -- alert rules generated from the same hostile names ---------------------------------------
+
+
+@pytest.mark.skipif(PROMTOOL is None, reason="promtool not installed (make system-deps)")
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(manifest=manifests(), mode=st.sampled_from(list(rules.Mode)))
+def test_rules_pass_promtool_and_their_own_alert_tests(
+    manifest: Manifest, mode: rules.Mode, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The rule file passes ``promtool check rules --lint-fatal``, and the generated ``promtool
+    test rules`` file (every alert fired by series carrying the raw hostile names, with the raw
+    names expected back in labels and annotations) passes: nothing is injected."""
+    assert PROMTOOL is not None
+    tmp = tmp_path_factory.mktemp("rules")
+    opts = rules.RulesOptions(mode=mode, meta_labels=("owner",))
+    outputs = rules.Outputs(out=tmp / "rules.yml", tests=tmp / "tests" / "rules.test.yml")
+    generated = rules.generate([manifest], opts, outputs)
+    for item in generated.files:
+        assert item.path is not None
+        item.path.parent.mkdir(parents=True, exist_ok=True)
+        item.path.write_text(item.text, encoding="utf-8")
+    doc = yaml.safe_load((tmp / "rules.yml").read_text(encoding="utf-8"))
+    assert all("\n" not in r["expr"] for g in doc["groups"] for r in g["rules"])
+    check = subprocess.run(
+        [PROMTOOL, "check", "rules", "--lint-fatal", str(tmp / "rules.yml")], capture_output=True, text=True
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    test = subprocess.run(
+        [PROMTOOL, "test", "rules", str(tmp / "tests" / "rules.test.yml")], capture_output=True, text=True
+    )
+    assert test.returncode == 0, test.stdout + test.stderr
