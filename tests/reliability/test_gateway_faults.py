@@ -16,7 +16,7 @@ from dbt_prom_bridge.config import ArtifactOptions, DbtOptions, GatewayConfig, R
 from dbt_prom_bridge.model import FreshnessRun
 from dbt_prom_bridge.sinks import spill
 from devtools import servers
-from tests.fixtures_dbt import run_cli
+from tests.fixtures_dbt import EXPECTED_STATUS, DbtProjectEnv, read_gateway, run_cli
 from tests.reliability.loopback import Forward, Hang, Loopback, Reply
 from tests.reliability.runs import held, loaded_at, run_ts, state_of, write_artifacts
 from tests.reliability.support import GatewayFactory, error_lines, replay_argv
@@ -299,3 +299,52 @@ def test_push_while_the_gateway_is_still_down_spills_without_a_second_wait(
         # own run without a second round of retries.
         assert len(srv.seen) == 6
     assert len(spilled(spill_dir)) == 2
+
+
+@pytest.mark.dbt
+def test_gateway_killed_while_dbt_runs_then_the_next_cron_push_recovers(
+    sample_project: DbtProjectEnv,
+    gateways: GatewayFactory,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A real `dbt source freshness` in-process; the gateway is killed (-9) as dbt reports its
+    first source. The run is spilled; the next push (gateway back) replays it, then lands."""
+    from dbt_prom_bridge.cli import push as push_cli
+
+    gw = gateways()
+    spill_dir = tmp_path / "spill"
+    args = [
+        "push",
+        "--gateway",
+        gw.url,
+        "--spill-dir",
+        str(spill_dir),
+        "--retries",
+        "1",
+        *sample_project.cli_args(),
+    ]
+    killed: list[str] = []
+
+    def kill_on_first_event(line: str) -> None:
+        if not killed:
+            gw.kill()
+            killed.append(line)
+
+    monkeypatch.setattr(push_cli, "on_event", kill_on_first_event)
+    code, _, err = run_cli(args, capsys)
+    assert killed and code == 4, err
+    [entry] = spilled(spill_dir)
+    assert entry.run.success and len(entry.run.checks) == len(EXPECTED_STATUS)
+    monkeypatch.undo()
+
+    gateways(port=gw.port)  # back, empty
+    sample_project.make_stale("events.clicks")
+    code, _, err = run_cli(args, capsys)
+    assert code == 0, err
+    assert f"replayed {entry.path.name}" in err
+    assert spilled(spill_dir) == []
+    view = read_gateway(gw.url)
+    assert view.statuses() == {**EXPECTED_STATUS, "events.clicks": "error"}
+    assert (view.run_value("dbt_source_freshness_run_timestamp_seconds") or 0) > entry.when
