@@ -37,6 +37,7 @@ PROJECT = ROOT / "dbt_project"
 DEFAULT_DIR = Path(".run") / "demo"
 STALE = "finance.transactions"
 ALERT = "DbtSourceFreshnessError"
+WARN_ALERT = "DbtSourceFreshnessWarn"
 META = ("--meta-label", "owner", "--meta-label", "team")
 BIN = Path(sys.executable).parent
 
@@ -111,12 +112,21 @@ def firing_in_prometheus(prometheus: str, source: str, table: str) -> dict[str, 
     return None
 
 
-def held_by_alertmanager(alertmanager: str, source: str, table: str) -> dict[str, Any] | None:
+def held_by_alertmanager(
+    alertmanager: str, source: str, table: str, alertname: str = ALERT
+) -> dict[str, Any] | None:
     query = urllib.parse.urlencode(
-        {"filter": [f'alertname="{ALERT}"', f'source_name="{source}"', f'table_name="{table}"']}, doseq=True
+        {"filter": [f'alertname="{alertname}"', f'source_name="{source}"', f'table_name="{table}"']},
+        doseq=True,
     )
     alerts = get_json(f"{alertmanager}/api/v2/alerts?{query}")
     return dict(alerts[0]) if alerts else None
+
+
+def inhibited_warning(alertmanager: str, source: str, table: str) -> bool:
+    """True once Alertmanager holds the source's warn_after alert as suppressed (inhibited)."""
+    warn = held_by_alertmanager(alertmanager, source, table, WARN_ALERT)
+    return bool(warn and warn["status"]["state"] == "suppressed")
 
 
 def demo(workdir: Path, timeout: float, project: Path = PROJECT) -> int:
@@ -199,6 +209,11 @@ def demo(workdir: Path, timeout: float, project: Path = PROJECT) -> int:
             lambda: held_by_alertmanager(urls["alertmanager"], source, table),
             timeout,
         )
+        try:
+            wait_for("the inhibition", lambda: inhibited_warning(urls["alertmanager"], source, table), 30)
+            inhibition = f"{WARN_ALERT} for the same source is suppressed (inhibit_rules)"
+        except DemoError:
+            inhibition = f"{WARN_ALERT} for the same source not seen as suppressed within 30s"
         labels = held["labels"]
         receivers = ", ".join(r["name"] for r in held.get("receivers", []))
         print()
@@ -211,6 +226,7 @@ def demo(workdir: Path, timeout: float, project: Path = PROJECT) -> int:
         if held["annotations"].get("runbook_url"):
             print(f"  runbook   {held['annotations']['runbook_url']}")
         print(f"  routed to {receivers or '?'} (ops/alertmanager/alertmanager.yml; placeholder receivers)")
+        print(f"  inhibits  {inhibition}")
     else:
         print()
         print(f"Done in {steps.elapsed():.0f}s, without the alert step:")

@@ -39,6 +39,8 @@ def test_demo_fires_the_alert_and_down_cleans_up(tmp_path: Path) -> None:
             assert result.returncode == 0, result.stdout + result.stderr
             assert f"alert     {demo.ALERT}, severity critical" in result.stdout
             assert "source    finance.transactions (owner finance-data, team finance)" in result.stdout
+            assert "routed to finance-email-urgent" in result.stdout
+            assert "inhibits  DbtSourceFreshnessWarn for the same source is suppressed" in result.stdout
         assert "dbt now says: finance.transactions error" in result.stdout
         assert state is not None and all(url in result.stdout for url in state.urls.values())
     finally:
