@@ -220,7 +220,7 @@ def demo(workdir: Path, timeout: float, project: Path = PROJECT) -> int:
         print(f"Done in {steps.elapsed():.0f}s. What happened:")
         print(f"  source    {STALE} (owner {labels.get('owner', '?')}, team {labels.get('team', '?')})")
         print(
-            f"  alert     {ALERT}, severity {labels.get('severity', '?')}, firing since {alert['activeAt']}"
+            f"  alert     {ALERT}, severity {labels.get('severity', '?')}, active since {alert['activeAt']}"
         )
         print(f"  summary   {held['annotations'].get('summary', '')}")
         if held["annotations"].get("runbook_url"):

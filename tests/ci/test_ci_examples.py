@@ -180,10 +180,10 @@ def test_dashboard_hook_entry_with_documented_args_detects_drift(tmp_path: Path)
 
 
 @pytest.mark.e2e
-def test_precommit_runs_the_dashboard_hook_from_this_repo(tmp_path: Path) -> None:
-    """`pre-commit run` in an ops repo using this repo's hook: passes when in sync, fails on drift.
+def test_precommit_runs_both_hooks_from_this_repo(tmp_path: Path) -> None:
+    """`pre-commit run` in an ops repo using this repo's hooks: pass when in sync, fail on drift.
 
-    pre-commit builds the hook's environment with pip (PyPI reachable; the repo's constraints
+    pre-commit builds the hooks' environment with pip (PyPI reachable; the repo's constraints
     pin what installs here, as `make install` does).
     """
     import os
@@ -198,30 +198,35 @@ def test_precommit_runs_the_dashboard_hook_from_this_repo(tmp_path: Path) -> Non
     dashboard = repo / "ops" / "grafana" / "dashboards" / "dbt-freshness.json"
     dashboard.parent.mkdir(parents=True)
     shutil.copy(ROOT / "ops" / "grafana" / "dashboards" / "dbt-freshness.json", dashboard)
-    config = {
-        "repos": [
-            {
-                "repo": str(ROOT),
-                "rev": rev,
-                "hooks": [
-                    {
-                        "id": "dbt-prom-dashboard-check",
-                        "additional_dependencies": [
-                            "dbt-core>=1.8,<1.12",
-                            "grafana-foundation-sdk>=1769699998",
-                        ],
-                        "args": [
-                            "--project-dir=dbt_project",
-                            "--profiles-dir=dbt_project",
-                            "--meta-label=owner",
-                            "--meta-label=team",
-                            "--out=ops/grafana/dashboards/dbt-freshness.json",
-                        ],
-                    }
-                ],
-            }
-        ]
-    }
+    rules = repo / "ops" / "prometheus" / "rules" / "dbt_freshness.yml"
+    rules.parent.mkdir(parents=True)
+    shutil.copy(ROOT / "ops" / "prometheus" / "rules" / "dbt_freshness.yml", rules)
+    # The same command as the rule file's header (`make rules`): rules plus their promtool tests.
+    shutil.copytree(ROOT / "ops" / "prometheus" / "rules" / "tests", rules.parent / "tests")
+    common = [
+        "--project-dir=dbt_project",
+        "--profiles-dir=dbt_project",
+        "--meta-label=owner",
+        "--meta-label=team",
+    ]
+    deps = ["dbt-core>=1.8,<1.12", "grafana-foundation-sdk>=1769699998"]
+    hooks = [
+        {
+            "id": "dbt-prom-rules-check",
+            "additional_dependencies": deps,
+            "args": [
+                *common,
+                "--out=ops/prometheus/rules/dbt_freshness.yml",
+                "--tests=ops/prometheus/rules/tests/dbt_freshness.test.yml",
+            ],
+        },
+        {
+            "id": "dbt-prom-dashboard-check",
+            "additional_dependencies": deps,
+            "args": [*common, "--out=ops/grafana/dashboards/dbt-freshness.json"],
+        },
+    ]
+    config = {"repos": [{"repo": str(ROOT), "rev": rev, "hooks": hooks}]}
     (repo / ".pre-commit-config.yaml").write_text(yaml.safe_dump(config))
     git = ["git", "-c", "user.email=ci@example.com", "-c", "user.name=ci"]
     assert run("git", "init", "-q", cwd=repo).returncode == 0
@@ -249,9 +254,11 @@ def test_precommit_runs_the_dashboard_hook_from_this_repo(tmp_path: Path) -> Non
     if first.returncode != 0 and log.exists() and "Name or service not known" in log.read_text():
         pytest.skip("PyPI not reachable: pre-commit cannot build the hook environment")
     assert first.returncode == 0, first.stdout + first.stderr
-    assert "Passed" in first.stdout
+    assert first.stdout.count("Passed") == 2, first.stdout
     dashboard.write_text(dashboard.read_text().replace('"refresh": "1m"', '"refresh": "5s"'))
+    rules.write_text(rules.read_text().replace("severity: critical", "severity: page", 1))
     run(*git, "commit", "-qam", "edit by hand", cwd=repo)
     second = pre_commit()
-    assert second.returncode == 1 and "Failed" in second.stdout
+    assert second.returncode == 1 and second.stdout.count("Failed") == 2, second.stdout
     assert '-  "refresh": "5s"' in second.stdout
+    assert "severity: page" in second.stdout
