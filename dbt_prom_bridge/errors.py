@@ -21,6 +21,8 @@ class ExitCode(IntEnum):
     DBT = 3
     #: The metrics could not be delivered (gateway/remote write down, 4xx/5xx, auth failure).
     PUSH = 4
+    #: An unexpected exception: a bug in dbt-prom-bridge (``--debug`` shows the traceback).
+    INTERNAL = 70
 
 
 class DbtPromError(Exception):

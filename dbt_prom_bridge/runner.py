@@ -40,6 +40,7 @@ from dbt_prom_bridge.artifacts import parse_manifest, parse_sources
 from dbt_prom_bridge.config import DbtOptions
 from dbt_prom_bridge.errors import ArtifactError, DbtRunError
 from dbt_prom_bridge.model import Manifest, SourcesArtifact
+from dbt_prom_bridge.redact import scrubbed_argv
 
 SOURCES_SCHEMA = "https://schemas.getdbt.com/dbt/sources/v3.json"
 MANIFEST_SCHEMA = "https://schemas.getdbt.com/dbt/manifest/v12.json"
@@ -485,7 +486,8 @@ class DbtFreshnessRunner:
 
     def _invoke(self, runner_cls: Any, args: list[str], events: _Events, manifest: Any = None) -> Any:
         runner = runner_cls(manifest=manifest, callbacks=[events])
-        with _stdout_to_stderr():
+        # dbt logs sys.argv (ours: it may hold --gateway URL credentials) to logs/dbt.log.
+        with _stdout_to_stderr(), scrubbed_argv():
             return runner.invoke(args)
 
     def parse(self) -> Manifest:

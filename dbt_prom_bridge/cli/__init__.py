@@ -25,7 +25,8 @@ Exit codes:
   2  usage or input error (bad flag, missing/corrupt/stale/unsupported artifact)
   3  dbt could not run (connection, profile or project error)
   4  push failed (gateway or remote write down, rejected, auth failure); the run was
-     spilled and can be replayed"""
+     spilled and can be replayed
+  70 internal error (a bug: rerun with --debug and report it)"""
 
 #: command name -> (module, short help). Modules are imported lazily.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -119,3 +120,27 @@ def main(argv: list[str] | None = None) -> Any:
         sys.exit(int(ExitCode.INPUT) if exc.exit_code == 2 else exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+    except Exception as exc:  # a bug, not a user error: one scrubbed line, traceback with --debug
+        if debug:
+            traceback.print_exc()
+        click.echo(
+            f"dbt-prom: internal error: {_scrubbed(f'{type(exc).__name__}: {exc}', argv)}; "
+            "rerun with --debug for the traceback and please report it",
+            err=True,
+        )
+        sys.exit(int(ExitCode.INTERNAL))
+
+
+def _scrubbed(text: str, argv: list[str] | None) -> str:
+    """``text`` without the secrets this process knows: URL credentials in argv, secret env vars."""
+    import os
+    import re
+
+    from dbt_prom_bridge.redact import Scrubber, split_userinfo
+
+    secrets = [v for k, v in os.environ.items() if re.search(r"PASSWORD|TOKEN|SECRET", k) and len(v) >= 3]
+    for arg in argv if argv is not None else sys.argv[1:]:
+        userinfo, _ = split_userinfo(arg.partition("=")[2] if arg.startswith("-") else arg)
+        if userinfo:
+            secrets += [userinfo, userinfo.partition(":")[2]]
+    return Scrubber(secrets)(" ".join(text.split()))

@@ -57,3 +57,25 @@ def test_bad_flag_value_is_exit_2_with_one_line(capsys: pytest.CaptureFixture[st
     err = capsys.readouterr().err
     assert "Traceback" not in err
     assert "not a duration" in err
+
+
+def test_unexpected_exception_is_one_scrubbed_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dbt_prom_bridge.cli as cli_module
+
+    monkeypatch.setenv("DBT_PROM_GATEWAY_PASSWORD", "hunter2-secret")
+
+    def boom(*args: object, **kwargs: object) -> None:
+        raise RuntimeError(
+            "failed talking to https://bob:pa55word@gw.example/ with hunter2-secret\nsecond line"
+        )
+
+    monkeypatch.setattr(cli_module.cli, "main", boom)
+    with pytest.raises(SystemExit) as exc:
+        main(["push", "--gateway", "https://bob:pa55word@gw.example/"])
+    assert exc.value.code == 70
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    assert "internal error: RuntimeError" in err and "--debug" in err
+    assert "pa55word" not in err and "hunter2-secret" not in err
