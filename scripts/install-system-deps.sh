@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Install the real servers the tests and the demo use, from Debian's packages, when missing:
-# prometheus + promtool, prometheus-pushgateway, prometheus-alertmanager + amtool.
+# prometheus + promtool, prometheus-pushgateway, prometheus-alertmanager + amtool, and
+# prometheus-node-exporter (its textfile collector reads what `push --textfile` writes).
 # --no-install-recommends keeps it to ~60 MB instead of ~440 MB. No service is started.
 set -euo pipefail
 need=()
 command -v prometheus >/dev/null && command -v promtool >/dev/null || need+=(prometheus)
 command -v prometheus-pushgateway >/dev/null || need+=(prometheus-pushgateway)
 command -v prometheus-alertmanager >/dev/null && command -v amtool >/dev/null || need+=(prometheus-alertmanager)
+command -v prometheus-node-exporter >/dev/null || need+=(prometheus-node-exporter)
 if [ "${#need[@]}" -eq 0 ]; then
   exit 0
 fi
