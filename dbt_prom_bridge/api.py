@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING
 
 from dbt_prom_bridge import dbtproject
 from dbt_prom_bridge.artifacts import check_age, read_manifest, read_sources
-from dbt_prom_bridge.config import ArtifactOptions, DbtOptions, DeliveryOptions, GatewayConfig, RunOptions
+from dbt_prom_bridge.config import (
+    ArtifactOptions,
+    DbtOptions,
+    DeliveryOptions,
+    GatewayConfig,
+    RemoteWriteConfig,
+    RunOptions,
+)
 from dbt_prom_bridge.errors import ArtifactError, DbtRunError, PushError, UsageError
 from dbt_prom_bridge.model import FreshnessRun, Manifest, RunContext, build_run, failed_run
 
@@ -157,6 +164,8 @@ class DeliveryReport:
     carried_over: int = 0
     #: Spilled runs replayed after this push succeeded (None when nothing was pending).
     replayed: ReplayReport | None = None
+    #: The same for the remote write endpoint.
+    replayed_remote: ReplayReport | None = None
 
 
 def check_gateway(gateway: GatewayConfig) -> None:
@@ -165,6 +174,16 @@ def check_gateway(gateway: GatewayConfig) -> None:
     from dbt_prom_bridge.sinks.http import HttpClient
 
     HttpClient(gateway.url, gateway.auth, gateway.timeout, gateway.retries, gateway.backoff)
+
+
+def check_remote_write(config: RemoteWriteConfig) -> None:
+    """:func:`check_gateway` for the remote write endpoint, and that protobuf/cramjam are installed."""
+    from dbt_prom_bridge.sinks.http import HttpClient
+    from dbt_prom_bridge.sinks.remote_write import compress, messages
+
+    HttpClient(config.url, config.auth, config.timeout, config.retries, config.backoff)
+    messages()
+    compress(b"")
 
 
 def check_not_already_pushed(run: FreshnessRun, gateway: GatewayConfig) -> None:
@@ -222,6 +241,7 @@ def deliver(
         held, carried = written.run, written.carried_over
         destinations.append(str(written.path))
     replayed = None
+    failures: list[PushError] = []
     if delivery.gateway is not None:
         if delivery.spill_dir is not None and delivery.auto_replay:
             replayed = replay_pending(delivery.gateway, delivery.spill_dir)
@@ -232,11 +252,148 @@ def deliver(
             outcome = Pushgateway(delivery.gateway).push(run, lock_dir=delivery.spill_dir)
         except PushError as exc:
             if delivery.spill_dir is None:
-                raise
-            raise spill_failed_push(run, delivery.gateway, delivery.spill_dir, exc, now) from None
-        held, carried = outcome.run, outcome.carried_over
-        destinations.append(outcome.url)
-    return DeliveryReport(held, tuple(destinations), carried, replayed)
+                failures.append(exc)
+            else:
+                failures.append(spill_failed_push(run, delivery.gateway, delivery.spill_dir, exc, now))
+        else:
+            held, carried = outcome.run, outcome.carried_over
+            destinations.append(outcome.url)
+    replayed_remote = None
+    if delivery.remote_write is not None:
+        try:
+            url, replayed_remote = push_remote_write(
+                run, delivery.remote_write, delivery.spill_dir, delivery.auto_replay, now
+            )
+        except PushError as exc:
+            failures.append(exc)
+        else:
+            destinations.append(url)
+    if failures:
+        raise _combined(failures)
+    return DeliveryReport(held, tuple(destinations), carried, replayed, replayed_remote)
+
+
+def _combined(failures: list[PushError]) -> PushError:
+    """One error for the destinations that failed (a gateway and a remote write endpoint)."""
+    if len(failures) == 1:
+        return failures[0]
+    first, last = failures[0], failures[-1]
+    if isinstance(last, spill.RunSpilled):
+        cause = PushError(f"{first}; and {last.cause}", status=first.status)
+        return spill.RunSpilled(cause, last.path, last.directory)
+    return PushError(f"{first}; and {last}", status=first.status)
+
+
+def push_remote_write(
+    run: FreshnessRun,
+    config: RemoteWriteConfig,
+    spill_dir: Path | None,
+    auto_replay: bool = True,
+    now: Callable[[], float] = time.time,
+) -> tuple[str, ReplayReport | None]:
+    """Remote-write ``run`` (samples stamped now); ``(endpoint, replay report)``.
+
+    Runs spilled earlier for the same endpoint are replayed first, oldest first, so this run's
+    samples land last (a receiver refuses samples older than the newest of a series). When it
+    fails for good the run is spilled (``RunSpilled``, exit 4), as on the gateway path.
+    """
+    from dbt_prom_bridge.sinks.remote_write import RemoteWrite
+
+    replayed = None
+    if spill_dir is not None and auto_replay:
+        replayed = replay_pending_remote_write(config, spill_dir)
+    down = gateway_down(replayed)
+    try:
+        if down is not None:
+            raise down
+        outcome = RemoteWrite(config).push(run, now=now)
+    except PushError as exc:
+        if spill_dir is None:
+            raise
+        raise spill_failed_remote_write(run, config, spill_dir, exc, now) from None
+    return outcome.url, replayed
+
+
+def remote_write_destination(run: FreshnessRun, config: RemoteWriteConfig) -> Destination:
+    """Where ``run`` goes on the remote write endpoint (for spill files: no credentials)."""
+    return Destination(
+        kind="remote_write",
+        url=redact_url(config.url),
+        job=config.job,
+        grouping_key=(("project", run.project), ("target", run.target), *config.labels),
+    )
+
+
+def spill_failed_remote_write(
+    run: FreshnessRun,
+    config: RemoteWriteConfig,
+    spill_dir: Path,
+    failure: PushError,
+    now: Callable[[], float] = time.time,
+) -> PushError:
+    """:func:`spill_failed_push` for the remote write endpoint."""
+    try:
+        path = spill.spill_run(spill_dir, run, remote_write_destination(run, config), str(failure), now)
+    except OSError as exc:
+        return PushError(
+            f"{failure}; the run could not be saved to {spill_dir} either "
+            f"({exc.strerror or type(exc).__name__}), so it is lost: fix --spill-dir",
+            status=failure.status,
+        )
+    return spill.RunSpilled(failure, path, spill_dir)
+
+
+def remote_write_replayer(config: RemoteWriteConfig) -> spill.Handler:
+    """Replays a spilled run to ``config.url``, stamped with the time its delivery failed.
+
+    A receiver that already holds newer samples refuses older ones (out of order, or older than
+    its head block): the entry is then superseded, never written over newer data.
+    """
+    from dbt_prom_bridge.sinks.remote_write import RemoteWrite, superseded
+
+    def push(entry: spill.SpilledRun) -> spill.Outcome:
+        extra = tuple((k, v) for k, v in entry.destination.grouping_key if k not in ("project", "target"))
+        target = replace(config, job=entry.destination.job or config.job, labels=extra)
+        try:
+            RemoteWrite(target).push(entry.run, when=entry.created_at)
+        except PushError as exc:
+            if superseded(exc):
+                return spill.SUPERSEDED
+            raise
+        return spill.PUSHED
+
+    return push
+
+
+def _same_endpoint(entry: spill.SpilledRun, kind: str, url: str) -> bool:
+    return entry.destination.kind == kind and entry.destination.url.rstrip("/") == (
+        redact_url(url.strip()).rstrip("/")
+    )
+
+
+def replay_remote_write(spill_dir: Path, config: RemoteWriteConfig, wait: bool = True) -> ReplayReport:
+    """Deliver the runs spilled for ``config.url`` (oldest first); other entries are left untried."""
+    try:
+        return spill.replay(
+            spill_dir,
+            {"remote_write": remote_write_replayer(config)},
+            select=lambda e: _same_endpoint(e, "remote_write", config.url),
+            wait=wait,
+        )
+    except OSError as exc:
+        raise UsageError(
+            f"cannot use the spill dir {spill_dir}: {exc.strerror or exc}; check its permissions"
+        ) from None
+
+
+def replay_pending_remote_write(config: RemoteWriteConfig, spill_dir: Path) -> ReplayReport | None:
+    """Before a remote write: replay what earlier ones to the same endpoint spilled."""
+    if not spill.entries_for(spill_dir, lambda e: _same_endpoint(e, "remote_write", config.url)):
+        return None
+    try:
+        return replay_remote_write(spill_dir, config, wait=False)
+    except (spill.Busy, UsageError):
+        return None
 
 
 def gateway_down(report: ReplayReport | None) -> PushError | None:

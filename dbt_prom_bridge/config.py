@@ -110,6 +110,27 @@ class GatewayConfig:
     backoff: float = 1.0
 
 
+#: Series per remote-write request (Prometheus's own ``max_samples_per_send`` default).
+DEFAULT_REMOTE_WRITE_BATCH = 2000
+
+
+@dataclass(frozen=True)
+class RemoteWriteConfig:
+    """Where and how to remote-write (Prometheus remote write 1.0: Mimir, Thanos, VictoriaMetrics...)."""
+
+    url: str
+    #: The ``job`` label every series carries (as a Pushgateway scrape would give it).
+    job: str = DEFAULT_JOB
+    #: Extra labels on every series (``--grouping-key``: the labels a gateway group would add).
+    labels: tuple[tuple[str, str], ...] = ()
+    auth: HttpAuth = HttpAuth()
+    timeout: float = 10.0
+    retries: int = 3
+    backoff: float = 1.0
+    #: Series per request (``--remote-write-batch``).
+    batch: int = DEFAULT_REMOTE_WRITE_BATCH
+
+
 @dataclass(frozen=True)
 class RunOptions:
     """What a freshness run reports and how (labels, gates)."""
@@ -157,6 +178,8 @@ class DeliveryOptions:
 
     gateway: GatewayConfig | None = None
     textfile: Path | None = None
+    #: Prometheus remote write endpoint (``--remote-write``).
+    remote_write: RemoteWriteConfig | None = None
     dry_run: bool = False
     #: Where runs that could not be delivered are kept for ``dbt-prom replay``.
     spill_dir: Path | None = None

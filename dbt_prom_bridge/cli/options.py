@@ -10,10 +10,12 @@ import click
 
 from dbt_prom_bridge.config import (
     DEFAULT_JOB,
+    DEFAULT_REMOTE_WRITE_BATCH,
     ArtifactOptions,
     DbtOptions,
     GatewayConfig,
     HttpAuth,
+    RemoteWriteConfig,
     Secret,
     parse_duration,
 )
@@ -347,6 +349,128 @@ def gateway_config(kw: dict[str, Any]) -> GatewayConfig | None:
     if not job:
         raise UsageError("--job must not be empty")
     return GatewayConfig(url=url, job=job, grouping_key=grouping, auth=auth, timeout=timeout, retries=retries)
+
+
+remote_write_url_option = click.option(
+    "--remote-write",
+    envvar="DBT_PROM_REMOTE_WRITE_URL",
+    metavar="URL",
+    help=env_help(
+        "Also (or only) send the series with Prometheus remote write, e.g. "
+        "http://prometheus:9090/api/v1/write, Mimir's /api/v1/push (may embed user:password@).",
+        "DBT_PROM_REMOTE_WRITE_URL",
+    ),
+)
+
+_remote_write_auth_options = _stack(
+    click.option(
+        "--remote-write-user",
+        envvar="DBT_PROM_REMOTE_WRITE_USER",
+        help=env_help(
+            "Remote-write basic-auth user; the password comes from DBT_PROM_REMOTE_WRITE_PASSWORD or "
+            "--remote-write-password-file.",
+            "DBT_PROM_REMOTE_WRITE_USER",
+        ),
+    ),
+    click.option(
+        "--remote-write-password-file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        envvar="DBT_PROM_REMOTE_WRITE_PASSWORD_FILE",
+        help=env_help("File holding the remote-write password.", "DBT_PROM_REMOTE_WRITE_PASSWORD_FILE"),
+    ),
+    click.option(
+        "--remote-write-token-file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        envvar="DBT_PROM_REMOTE_WRITE_TOKEN_FILE",
+        help=env_help(
+            "File holding a remote-write bearer token (or set DBT_PROM_REMOTE_WRITE_TOKEN).",
+            "DBT_PROM_REMOTE_WRITE_TOKEN_FILE",
+        ),
+    ),
+    click.option(
+        "--remote-write-ca",
+        type=click.Path(dir_okay=False, path_type=Path),
+        envvar="DBT_PROM_REMOTE_WRITE_CA",
+        help=env_help("CA bundle to verify the remote-write endpoint.", "DBT_PROM_REMOTE_WRITE_CA"),
+    ),
+    click.option(
+        "--remote-write-cert",
+        type=click.Path(dir_okay=False, path_type=Path),
+        envvar="DBT_PROM_REMOTE_WRITE_CERT",
+        help=env_help(
+            "Client certificate for mutual TLS with the remote-write endpoint.", "DBT_PROM_REMOTE_WRITE_CERT"
+        ),
+    ),
+    click.option(
+        "--remote-write-key",
+        type=click.Path(dir_okay=False, path_type=Path),
+        envvar="DBT_PROM_REMOTE_WRITE_KEY",
+        help=env_help("Private key of --remote-write-cert.", "DBT_PROM_REMOTE_WRITE_KEY"),
+    ),
+)
+
+#: Remote write: URL, auth/TLS, batch size (``push``; job, --grouping-key, timeout and retries are shared).
+remote_write_options = _stack(
+    remote_write_url_option,
+    _remote_write_auth_options,
+    click.option(
+        "--remote-write-batch",
+        type=click.IntRange(1, 1_000_000),
+        default=DEFAULT_REMOTE_WRITE_BATCH,
+        show_default=True,
+        envvar="DBT_PROM_REMOTE_WRITE_BATCH",
+        help=env_help("Series per remote-write request.", "DBT_PROM_REMOTE_WRITE_BATCH"),
+    ),
+)
+#: Remote write connection options of ``replay`` (no batch: the default is used).
+remote_write_connection_options = _stack(remote_write_url_option, _remote_write_auth_options)
+
+
+def remote_write_auth(kw: dict[str, Any]) -> HttpAuth:
+    import os
+
+    user = kw.pop("remote_write_user")
+    password = Secret.from_sources(
+        os.environ.get("DBT_PROM_REMOTE_WRITE_PASSWORD"),
+        kw.pop("remote_write_password_file"),
+        "remote-write password",
+    )
+    token = Secret.from_sources(
+        os.environ.get("DBT_PROM_REMOTE_WRITE_TOKEN"), kw.pop("remote_write_token_file"), "remote-write token"
+    )
+    cert, key = kw.pop("remote_write_cert"), kw.pop("remote_write_key")
+    if key is not None and cert is None:
+        raise UsageError("--remote-write-key needs --remote-write-cert")
+    return HttpAuth(
+        username=user,
+        password=password if user else None,
+        token=token,
+        ca_file=kw.pop("remote_write_ca"),
+        cert_file=cert,
+        key_file=key,
+    )
+
+
+def remote_write_config(kw: dict[str, Any]) -> RemoteWriteConfig | None:
+    """The remote-write config (None without --remote-write). Pops its own options; reads the
+    shared --job, --grouping-key, --timeout and --retries, so call it before :func:`gateway_config`."""
+    url = kw.pop("remote_write")
+    auth = remote_write_auth(kw)
+    batch = kw.pop("remote_write_batch", DEFAULT_REMOTE_WRITE_BATCH)
+    if not url:
+        return None
+    job = kw.get("job", DEFAULT_JOB)
+    if not job:
+        raise UsageError("--job must not be empty")
+    return RemoteWriteConfig(
+        url=url,
+        job=job,
+        labels=tuple(kw.get("grouping_key", ())),
+        auth=auth,
+        timeout=kw.get("timeout", 10.0),
+        retries=kw.get("retries", 3),
+        batch=batch,
+    )
 
 
 def wants_colour(stream: Any) -> bool:

@@ -19,6 +19,8 @@ from dbt_prom_bridge.cli.options import (
     gateway_options,
     meta_label_option,
     meta_labels,
+    remote_write_config,
+    remote_write_options,
     spill_dir,
     spill_option,
     wants_colour,
@@ -63,6 +65,7 @@ def on_event(line: str) -> None:
 @dbt_options
 @artifact_options
 @gateway_options
+@remote_write_options
 @click.option(
     "--force",
     is_flag=True,
@@ -114,6 +117,7 @@ def command(**kw: Any) -> None:
     """
     dbt = dbt_config(kw)
     art = artifact_config(kw)
+    remote = remote_write_config(kw)
     gateway = gateway_config(kw)
     opts = RunOptions(meta_labels=meta_labels(kw), fail_on=FailOn(kw.pop("fail_on")))
     dry_run, fmt = kw.pop("dry_run"), kw.pop("fmt")
@@ -129,15 +133,24 @@ def command(**kw: Any) -> None:
     delivery = DeliveryOptions(
         gateway=None if dry_run else gateway,
         textfile=textfile_path,
+        remote_write=None if dry_run else remote,
         dry_run=dry_run,
         spill_dir=spill_dir(kw, dbt),
         auto_replay=kw.pop("auto_replay"),
     )
     if delivery.gateway is not None:
         api.check_gateway(delivery.gateway)
-    if not dry_run and delivery.gateway is None and delivery.textfile is None:
+    if delivery.remote_write is not None:
+        api.check_remote_write(delivery.remote_write)
+    if (
+        not dry_run
+        and delivery.gateway is None
+        and delivery.textfile is None
+        and delivery.remote_write is None
+    ):
         raise UsageError(
-            "nowhere to push: give --gateway URL (or DBT_PROM_GATEWAY), --textfile PATH, or --dry-run"
+            "nowhere to push: give --gateway URL (or DBT_PROM_GATEWAY), --remote-write URL, --textfile PATH, "
+            "or --dry-run"
         )
 
     run = api.collect(dbt, art, opts, on_event=None if fmt == "json" else on_event)
@@ -164,6 +177,8 @@ def command(**kw: Any) -> None:
         raise PushError(message, status=exc.status) from None
     if result.replayed is not None:
         print_report(result.replayed, delivery.gateway.url if delivery.gateway else None, auto=True)
+    if result.replayed_remote is not None and delivery.remote_write is not None:
+        print_report(result.replayed_remote, delivery.remote_write.url, auto=True)
     for where in result.destinations:
         carried = f" ({result.carried_over} unselected sources kept)" if result.carried_over else ""
         what = f"{len(run.checks)} sources" if run.success else "run_success 0 (dbt could not run)"

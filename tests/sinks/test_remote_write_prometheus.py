@@ -1,0 +1,212 @@
+"""Remote write into a real Prometheus (``--web.enable-remote-write-receiver`` on loopback), read back
+through its HTTP API: labels and values exactly, hostile values included; out-of-order refusals,
+spill and replay; basic auth."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import bcrypt
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from dbt_prom_bridge import api, synthetic
+from dbt_prom_bridge.artifacts import parse_manifest, parse_sources
+from dbt_prom_bridge.config import HttpAuth, RemoteWriteConfig, Secret
+from dbt_prom_bridge.errors import PushError
+from dbt_prom_bridge.exposition import RUN_SUCCESS, render
+from dbt_prom_bridge.model import FreshnessRun, RunContext, build_run
+from dbt_prom_bridge.sinks import spill
+from dbt_prom_bridge.sinks.remote_write import RemoteWrite, superseded
+from devtools import servers
+from tests.conftest import requires
+
+pytestmark = [pytest.mark.e2e, requires("prometheus")]
+
+Series = tuple[str, tuple[tuple[str, str], ...], float]
+PASSWORD = "s3cret-rw-password"
+DBT_PROM = str(Path(sys.executable).parent / "dbt-prom")
+
+
+def prometheus_at(workdir: Path, web_config: Path | None = None) -> servers.Server:
+    workdir.mkdir(parents=True, exist_ok=True)
+    config = workdir / "prometheus.yml"
+    config.write_text("global:\n  scrape_interval: 15s\n  evaluation_interval: 15s\n")
+    extra = [f"--web.config.file={web_config}"] if web_config else []
+    return servers.start_prometheus(workdir, config, remote_write_receiver=True, extra=extra)
+
+
+@pytest.fixture(scope="module")
+def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.Server]:
+    server = prometheus_at(tmp_path_factory.mktemp("prom-rw"))
+    yield server
+    server.stop()
+
+
+def write_url(server: servers.Server) -> str:
+    return server.url + "/api/v1/write"
+
+
+def query(server: servers.Server, promql: str, at: float | None = None) -> list[dict[str, object]]:
+    params = {"query": promql, **({"time": f"{at:.3f}"} if at is not None else {})}
+    with urllib.request.urlopen(
+        f"{server.url}/api/v1/query?{urllib.parse.urlencode(params)}", timeout=30
+    ) as r:
+        doc = json.loads(r.read())
+    assert doc["status"] == "success", doc
+    result: list[dict[str, object]] = doc["data"]["result"]
+    return result
+
+
+def stored(server: servers.Server, job: str, at: float) -> list[Series]:
+    out: list[Series] = []
+    for item in query(server, f'{{job="{job}"}}', at):
+        labels = dict(item["metric"])  # type: ignore[call-overload]
+        name = labels.pop("__name__")
+        out.append((name, tuple(sorted(labels.items())), float(item["value"][1])))  # type: ignore[index]
+    return out
+
+
+def expected(run: FreshnessRun, extra: dict[str, str]) -> list[Series]:
+    out: list[Series] = []
+    for fam in text_string_to_metric_families(render(run)):
+        for sample in fam.samples:
+            labels = {k: v for k, v in {**sample.labels, **extra}.items() if v != ""}
+            out.append((sample.name, tuple(sorted(labels.items())), sample.value))
+    return out
+
+
+def synthetic_run(n: int, seed: int, now: float, hostile: bool = True) -> FreshnessRun:
+    manifest, sources = synthetic.generate(
+        n, seed=seed, now=now, hostile=hostile, runtime_errors_in_artifact=True
+    )
+    return build_run(
+        parse_sources(sources),
+        parse_manifest(manifest),
+        RunContext(target="prod", meta_labels=("owner", "team")),
+    )
+
+
+def test_series_read_back_equal_the_exposition(prometheus: servers.Server) -> None:
+    run = synthetic_run(600, seed=31, now=time.time())
+    config = RemoteWriteConfig(
+        url=write_url(prometheus), job="rw_exact", labels=(("region", "eu/west 1"),), batch=900
+    )
+    outcome = RemoteWrite(config).push(run)
+    assert outcome.requests >= 6 and outcome.series == len(expected(run, {}))
+    got = stored(prometheus, "rw_exact", outcome.timestamp_ms / 1000)
+    want = expected(run, {"job": "rw_exact", "region": "eu/west 1"})
+    assert Counter(got) == Counter(want)
+    values = {v for _n, labels, _v in got for _k, v in labels}
+    assert (
+        any("\n" in v for v in values)
+        and any('"' in v for v in values)
+        and any("日本語" in v for v in values)
+    )
+    # every sample carries the push time (a range query shows the samples with their timestamps)
+    ranges = query(prometheus, '{job="rw_exact"}[10m]', outcome.timestamp_ms / 1000)
+    assert len(ranges) == len(want)
+    assert {float(t) for item in ranges for t, _v in item["values"]} == {outcome.timestamp_ms / 1000}  # type: ignore[attr-defined]
+
+
+def test_older_samples_are_refused_as_superseded_and_replay_drops_them(
+    prometheus: servers.Server, tmp_path: Path
+) -> None:
+    now = time.time()
+    newer = synthetic_run(40, seed=32, now=now, hostile=False)
+    config = RemoteWriteConfig(url=write_url(prometheus), job="rw_order", batch=100)
+    RemoteWrite(config).push(newer, when=now)
+    older = replace(newer, generated_at=now - 600)
+    with pytest.raises(PushError) as refused:
+        RemoteWrite(config).push(older, when=now - 60)
+    assert refused.value.status == 400 and superseded(refused.value)
+
+    # the same through a spill entry and replay: dropped as superseded, the store keeps the newer run
+    spill_dir = tmp_path / "spill"
+    spill.spill_run(
+        spill_dir, older, api.remote_write_destination(older, config), "test", now=lambda: now - 60
+    )
+    report = api.replay_remote_write(spill_dir, config)
+    assert [e.run.generated_at for e in report.superseded] == [now - 600] and not report.pushed
+    assert spill.scan(spill_dir).entries == ()
+    held = query(prometheus, 'dbt_source_freshness_run_timestamp_seconds{job="rw_order"}', now)
+    assert [float(h["value"][1]) for h in held] == [pytest.approx(newer.generated_at)]  # type: ignore[index]
+
+
+def test_cli_push_spills_when_down_and_replays_before_the_next_push(
+    prometheus: servers.Server, tmp_path: Path
+) -> None:
+    synthetic.write(tmp_path / "a", 200, seed=33, now=time.time() - 5)
+    spill_dir = tmp_path / "spill"
+    dead = f"http://127.0.0.1:{servers.free_port()}/api/v1/write"
+    common = [
+        "--no-run",
+        "--job",
+        "rw_cli",
+        "--spill-dir",
+        str(spill_dir),
+        "--retries",
+        "0",
+        "--meta-label",
+        "owner",
+    ]
+
+    def push(directory: Path, url: str) -> subprocess.CompletedProcess[str]:
+        argv = [DBT_PROM, "push", "--project-dir", str(directory), "--artifacts-dir", str(directory)]
+        return subprocess.run(
+            [*argv, "--remote-write", url, *common], capture_output=True, text=True, timeout=120, check=False
+        )
+
+    down = push(tmp_path / "a", dead)
+    assert down.returncode == 4, down.stderr
+    assert "cannot reach" in down.stderr and "saved to" in down.stderr and "Traceback" not in down.stderr
+    entries = spill.scan(spill_dir).entries
+    assert [e.destination.kind for e in entries] == ["remote_write"]
+    assert entries[0].destination.url == dead
+
+    # the endpoint comes back (another URL here: the test Prometheus): the next push replays what
+    # was spilled for that URL first; an entry for another URL is left alone
+    moved = replace(entries[0].destination, url=write_url(prometheus))
+    spill.spill_run(spill_dir, entries[0].run, moved, "moved", now=lambda: time.time() - 2)
+    second_at = float(int(time.time()))
+    synthetic.write(tmp_path / "b", 200, seed=34, now=second_at)
+    ok = push(tmp_path / "b", write_url(prometheus))
+    assert ok.returncode == 0, ok.stderr
+    assert "dbt-prom: pushed " in ok.stderr and write_url(prometheus) in ok.stderr
+    assert "replayed" in ok.stderr
+    assert [e.destination.url for e in spill.scan(spill_dir).entries] == [dead]
+    samples = query(prometheus, f'count_over_time({RUN_SUCCESS}{{job="rw_cli"}}[5m])')
+    assert [float(s["value"][1]) for s in samples] == [2.0]  # type: ignore[index]
+    held = query(prometheus, 'dbt_source_freshness_run_timestamp_seconds{job="rw_cli"}')
+    assert [float(s["value"][1]) for s in held] == [second_at]  # type: ignore[index]
+
+
+def test_basic_auth(tmp_path: Path) -> None:
+    web = tmp_path / "web.yml"
+    hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
+    web.write_text(f"basic_auth_users:\n  writer: {hashed}\n")
+    server = prometheus_at(tmp_path / "prom-auth", web)
+    try:
+        run = synthetic_run(20, seed=34, now=time.time(), hostile=False)
+        url = write_url(server)
+        bad = RemoteWriteConfig(
+            url=url, auth=HttpAuth(username="writer", password=Secret("wrong")), retries=0
+        )
+        with pytest.raises(PushError, match="authentication failed") as failed:
+            RemoteWrite(bad).push(run)
+        assert "wrong" not in str(failed.value)
+        good = replace(bad, auth=HttpAuth(username="writer", password=Secret(PASSWORD)))
+        assert RemoteWrite(good).push(run).series > 0
+        with_url_credentials = RemoteWriteConfig(url=url.replace("http://", f"http://writer:{PASSWORD}@"))
+        assert RemoteWrite(with_url_credentials).push(run, when=time.time() + 1).series > 0
+    finally:
+        server.stop()
