@@ -373,17 +373,7 @@ def _same_endpoint(entry: spill.SpilledRun, kind: str, url: str) -> bool:
 
 def replay_remote_write(spill_dir: Path, config: RemoteWriteConfig, wait: bool = True) -> ReplayReport:
     """Deliver the runs spilled for ``config.url`` (oldest first); other entries are left untried."""
-    try:
-        return spill.replay(
-            spill_dir,
-            {"remote_write": remote_write_replayer(config)},
-            select=lambda e: _same_endpoint(e, "remote_write", config.url),
-            wait=wait,
-        )
-    except OSError as exc:
-        raise UsageError(
-            f"cannot use the spill dir {spill_dir}: {exc.strerror or exc}; check its permissions"
-        ) from None
+    return replay(spill_dir, None, wait=wait, remote_write=config)
 
 
 def replay_pending_remote_write(config: RemoteWriteConfig, spill_dir: Path) -> ReplayReport | None:
@@ -446,29 +436,42 @@ def _same_gateway(entry: spill.SpilledRun, url: str) -> bool:
 
 def replay(
     spill_dir: Path,
-    gateway: GatewayConfig,
+    gateway: GatewayConfig | None,
     handlers: Mapping[str, spill.Handler] | None = None,
     wait: bool = True,
+    remote_write: RemoteWriteConfig | None = None,
 ) -> ReplayReport:
-    """Deliver the runs spilled for ``gateway.url`` (oldest first, never over newer data).
+    """Deliver the runs spilled for ``gateway.url`` and/or ``remote_write.url`` (oldest first,
+    never over newer data).
 
-    ``gateway`` gives the URL, credentials, timeout and retries; each entry keeps its own job and
-    grouping key. Credentials are only ever sent to that URL: entries spilled for another gateway
-    are left untried. ``handlers`` adds replayers for other destination kinds (remote write).
+    Each config gives the URL, credentials, timeout and retries; each entry keeps its own job and
+    grouping key. Credentials are only ever sent to their URL: entries spilled for another gateway
+    or endpoint are left untried. ``handlers`` adds replayers for other destination kinds.
     """
     from dbt_prom_bridge.sinks.pushgateway import Pushgateway
 
     def push(entry: spill.SpilledRun) -> spill.Outcome:
+        assert gateway is not None
         extra = tuple((k, v) for k, v in entry.destination.grouping_key if k not in ("project", "target"))
         config = replace(gateway, job=entry.destination.job or gateway.job, grouping_key=extra)
         outcome = Pushgateway(config).replay(entry.run, entry.when, lock_dir=spill_dir)
         return spill.PUSHED if outcome is not None else spill.SUPERSEDED
 
     def select(entry: spill.SpilledRun) -> bool:
-        return entry.destination.kind != "pushgateway" or _same_gateway(entry, gateway.url)
+        kind = entry.destination.kind
+        if kind == "pushgateway":
+            return gateway is not None and _same_gateway(entry, gateway.url)
+        if kind == "remote_write":
+            return remote_write is not None and _same_endpoint(entry, kind, remote_write.url)
+        return True
 
+    chosen: dict[str, spill.Handler] = {}
+    if gateway is not None:
+        chosen["pushgateway"] = push
+    if remote_write is not None:
+        chosen["remote_write"] = remote_write_replayer(remote_write)
     try:
-        return spill.replay(spill_dir, {"pushgateway": push, **(handlers or {})}, select=select, wait=wait)
+        return spill.replay(spill_dir, {**chosen, **(handlers or {})}, select=select, wait=wait)
     except OSError as exc:
         raise UsageError(
             f"cannot use the spill dir {spill_dir}: {exc.strerror or exc}; check its permissions"

@@ -279,6 +279,13 @@ CONNECTION_PARAMS: tuple[str, ...] = (
     "gateway_ca",
     "gateway_cert",
     "gateway_key",
+    "remote_write",
+    "remote_write_user",
+    "remote_write_password_file",
+    "remote_write_token_file",
+    "remote_write_ca",
+    "remote_write_cert",
+    "remote_write_key",
     "timeout",
     "retries",
 )

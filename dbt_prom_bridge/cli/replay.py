@@ -25,6 +25,8 @@ from dbt_prom_bridge.cli.options import (
     connection_config,
     env_help,
     gateway_connection_options,
+    remote_write_config,
+    remote_write_connection_options,
     spill_dir,
     spill_option,
 )
@@ -49,11 +51,12 @@ def replay_command(ctx: click.Context, directory: Path) -> str:
         given = source in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
         if value is None or value == () or not given:
             continue
-        if name == "gateway":
+        if name in ("gateway", "remote_write"):
             if _has_credentials(str(value)):
                 if source is ParameterSource.ENVIRONMENT:
                     continue
-                note = " (with the gateway credentials: they are never saved or shown)"
+                which = "gateway" if name == "gateway" else "remote-write"
+                note = f" (with the {which} credentials: they are never saved or shown)"
             value = redact_url(str(value).strip())
         elif source is ParameterSource.ENVIRONMENT:
             continue
@@ -75,7 +78,9 @@ def _line(message: str) -> None:
     click.echo(f"dbt-prom: {message}", err=True)
 
 
-def print_report(report: ReplayReport, url: str | None, auto: bool = False) -> None:
+def print_report(
+    report: ReplayReport, url: str | None, auto: bool = False, remote_url: str | None = None
+) -> None:
     """One stderr line per entry: pushed, superseded (dropped), failed, kept.
 
     ``auto`` (the replay after a successful push): entries it did not try are only counted.
@@ -83,7 +88,10 @@ def print_report(report: ReplayReport, url: str | None, auto: bool = False) -> N
     for entry in report.pushed:
         _line(f"replayed {entry.describe()} to {entry.destination.url}")
     for entry in report.superseded:
-        _line(f"dropped {entry.describe()}: the gateway already holds this run or newer data")
+        if entry.destination.kind == "remote_write":
+            _line(f"dropped {entry.describe()}: the remote-write endpoint holds newer samples")
+        else:
+            _line(f"dropped {entry.describe()}: the gateway already holds this run or newer data")
     for entry, reason in report.failed:
         _line(f"kept {entry.describe()}: {reason}")
     if auto:
@@ -92,12 +100,17 @@ def print_report(report: ReplayReport, url: str | None, auto: bool = False) -> N
             _line(f"{left} other spilled run(s) left; `dbt-prom replay --list` shows them")
         return
     for entry in report.untried:
-        _line(f"kept {entry.describe()}: {_why_untried(entry, url)}")
+        _line(f"kept {entry.describe()}: {_why_untried(entry, url, remote_url)}")
     for bad in report.unreadable:
         _line(f"kept {bad.path.name}: {bad.problem}; look at it, then delete it")
 
 
-def _why_untried(entry: SpilledRun, url: str | None) -> str:
+def _why_untried(entry: SpilledRun, url: str | None, remote_url: str | None = None) -> str:
+    if entry.destination.kind == "remote_write":
+        wanted = entry.destination.url.rstrip("/")
+        if remote_url is None or wanted != redact_url(remote_url.strip()).rstrip("/"):
+            return f"spilled for {wanted}; pass --remote-write {wanted} to replay it"
+        return "not tried: the remote-write endpoint failed earlier in this replay"
     if entry.destination.kind != "pushgateway":
         return f"a {entry.destination.kind} destination, which this command does not replay"
     if url is None or entry.destination.url.rstrip("/") != redact_url(url.strip()).rstrip("/"):
@@ -130,6 +143,7 @@ def _listing(entries: tuple[SpilledRun, ...], fmt: str) -> None:
 
 @click.command("replay", epilog=EXIT_CODES_HELP)
 @gateway_connection_options
+@remote_write_connection_options
 @spill_option
 @click.option(
     "--project-dir",
@@ -166,6 +180,7 @@ def command(**kw: Any) -> None:
     dbt = DbtOptions(project_dir=kw.pop("project_dir"), target_path=kw.pop("target_path"))
     directory = spill_dir(kw, dbt)
     list_only, fmt = kw.pop("list_only"), kw.pop("fmt")
+    remote = remote_write_config(kw)
     gateway = connection_config(kw)
     found = spill.scan(directory)
     if list_only:
@@ -176,15 +191,23 @@ def command(**kw: Any) -> None:
     if not found.entries and not found.unreadable:
         _line(f"nothing to replay in {directory}")
         return
-    if gateway is None:
-        urls = sorted({e.destination.url for e in found.entries if e.destination.kind == "pushgateway"})
+    if gateway is None and remote is None:
+        urls = sorted({e.destination.url for e in found.entries})
+        flags = {
+            "pushgateway": "--gateway URL (or DBT_PROM_GATEWAY)",
+            "remote_write": "--remote-write URL (or DBT_PROM_REMOTE_WRITE_URL)",
+        }
+        wanted = [flags[k] for k in flags if k in {e.destination.kind for e in found.entries}]
         raise UsageError(
-            "give --gateway URL (or DBT_PROM_GATEWAY) to replay to"
+            f"give {' or '.join(wanted or [flags['pushgateway']])} to replay to"
             + (f"; the spilled runs were for {', '.join(urls)}" if urls else "")
         )
-    api.check_gateway(gateway)
-    report = api.replay(directory, gateway)
-    print_report(report, gateway.url)
+    if gateway is not None:
+        api.check_gateway(gateway)
+    if remote is not None:
+        api.check_remote_write(remote)
+    report = api.replay(directory, gateway, remote_write=remote)
+    print_report(report, gateway.url if gateway else None, remote_url=remote.url if remote else None)
     _line(
         f"replay: {len(report.pushed)} pushed, {len(report.superseded)} dropped as superseded, "
         f"{report.remaining} kept in {directory}"

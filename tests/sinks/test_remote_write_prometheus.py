@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import bcrypt
 import pytest
@@ -56,23 +57,23 @@ def write_url(server: servers.Server) -> str:
     return server.url + "/api/v1/write"
 
 
-def query(server: servers.Server, promql: str, at: float | None = None) -> list[dict[str, object]]:
+def query(server: servers.Server, promql: str, at: float | None = None) -> list[dict[str, Any]]:
     params = {"query": promql, **({"time": f"{at:.3f}"} if at is not None else {})}
     with urllib.request.urlopen(
         f"{server.url}/api/v1/query?{urllib.parse.urlencode(params)}", timeout=30
     ) as r:
         doc = json.loads(r.read())
     assert doc["status"] == "success", doc
-    result: list[dict[str, object]] = doc["data"]["result"]
+    result: list[dict[str, Any]] = doc["data"]["result"]
     return result
 
 
 def stored(server: servers.Server, job: str, at: float) -> list[Series]:
     out: list[Series] = []
     for item in query(server, f'{{job="{job}"}}', at):
-        labels = dict(item["metric"])  # type: ignore[call-overload]
+        labels = dict(item["metric"])
         name = labels.pop("__name__")
-        out.append((name, tuple(sorted(labels.items())), float(item["value"][1])))  # type: ignore[index]
+        out.append((name, tuple(sorted(labels.items())), float(item["value"][1])))
     return out
 
 
@@ -115,7 +116,7 @@ def test_series_read_back_equal_the_exposition(prometheus: servers.Server) -> No
     # every sample carries the push time (a range query shows the samples with their timestamps)
     ranges = query(prometheus, '{job="rw_exact"}[10m]', outcome.timestamp_ms / 1000)
     assert len(ranges) == len(want)
-    assert {float(t) for item in ranges for t, _v in item["values"]} == {outcome.timestamp_ms / 1000}  # type: ignore[attr-defined]
+    assert {float(t) for item in ranges for t, _v in item["values"]} == {outcome.timestamp_ms / 1000}
 
 
 def test_older_samples_are_refused_as_superseded_and_replay_drops_them(
@@ -139,7 +140,7 @@ def test_older_samples_are_refused_as_superseded_and_replay_drops_them(
     assert [e.run.generated_at for e in report.superseded] == [now - 600] and not report.pushed
     assert spill.scan(spill_dir).entries == ()
     held = query(prometheus, 'dbt_source_freshness_run_timestamp_seconds{job="rw_order"}', now)
-    assert [float(h["value"][1]) for h in held] == [pytest.approx(newer.generated_at)]  # type: ignore[index]
+    assert [float(h["value"][1]) for h in held] == [pytest.approx(newer.generated_at)]
 
 
 def test_cli_push_spills_when_down_and_replays_before_the_next_push(
@@ -169,6 +170,7 @@ def test_cli_push_spills_when_down_and_replays_before_the_next_push(
     down = push(tmp_path / "a", dead)
     assert down.returncode == 4, down.stderr
     assert "cannot reach" in down.stderr and "saved to" in down.stderr and "Traceback" not in down.stderr
+    assert f"dbt-prom replay --spill-dir {spill_dir} --remote-write {dead}" in down.stderr
     entries = spill.scan(spill_dir).entries
     assert [e.destination.kind for e in entries] == ["remote_write"]
     assert entries[0].destination.url == dead
@@ -185,9 +187,9 @@ def test_cli_push_spills_when_down_and_replays_before_the_next_push(
     assert "replayed" in ok.stderr
     assert [e.destination.url for e in spill.scan(spill_dir).entries] == [dead]
     samples = query(prometheus, f'count_over_time({RUN_SUCCESS}{{job="rw_cli"}}[5m])')
-    assert [float(s["value"][1]) for s in samples] == [2.0]  # type: ignore[index]
+    assert [float(s["value"][1]) for s in samples] == [2.0]
     held = query(prometheus, 'dbt_source_freshness_run_timestamp_seconds{job="rw_cli"}')
-    assert [float(s["value"][1]) for s in held] == [second_at]  # type: ignore[index]
+    assert [float(s["value"][1]) for s in held] == [second_at]
 
 
 def test_basic_auth(tmp_path: Path) -> None:
@@ -210,3 +212,25 @@ def test_basic_auth(tmp_path: Path) -> None:
         assert RemoteWrite(with_url_credentials).push(run, when=time.time() + 1).series > 0
     finally:
         server.stop()
+
+
+def test_replay_command_sends_spilled_runs_to_the_remote_write_endpoint(
+    prometheus: servers.Server, tmp_path: Path
+) -> None:
+    spill_dir = tmp_path / "spill"
+    now = time.time()
+    run = synthetic_run(30, seed=35, now=now - 30, hostile=False)
+    config = RemoteWriteConfig(url=write_url(prometheus), job="rw_replay")
+    other = RemoteWriteConfig(url="http://127.0.0.1:9/api/v1/write", job="rw_replay")
+    spill.spill_run(spill_dir, run, api.remote_write_destination(run, config), "down", now=lambda: now - 20)
+    spill.spill_run(spill_dir, run, api.remote_write_destination(run, other), "down", now=lambda: now - 20)
+
+    argv = [DBT_PROM, "replay", "--spill-dir", str(spill_dir), "--remote-write", write_url(prometheus)]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 4, done.stderr  # the entry for the other endpoint stays
+    assert "replayed " in done.stderr and "pass --remote-write http://127.0.0.1:9/api/v1/write" in done.stderr
+    assert [e.destination.url for e in spill.scan(spill_dir).entries] == [other.url]
+    held = query(prometheus, 'dbt_source_freshness_run_timestamp_seconds{job="rw_replay"}', now)
+    assert [float(h["value"][1]) for h in held] == [pytest.approx(now - 30)]
+    ranges = query(prometheus, 'dbt_source_freshness_run_success{job="rw_replay"}[5m]', now)
+    assert [float(t) for t, _v in ranges[0]["values"]] == [pytest.approx(now - 20, abs=1e-3)]
