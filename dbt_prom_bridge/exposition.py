@@ -260,6 +260,15 @@ def render(run: FreshnessRun, only: Iterable[str] | None = None) -> str:
     return "".join(iter_text(run, only))
 
 
+def render_bytes(run: FreshnessRun, only: Iterable[str] | None = None) -> bytearray:
+    """:func:`render` as UTF-8, built piece by piece: one copy of the text in memory (a request
+    body), not the text plus its encoding (2 x 220 MB at 100,000 sources)."""
+    out = bytearray()
+    for piece in iter_text(run, only):
+        out += piece.encode()
+    return out
+
+
 def iter_text(run: FreshnessRun, only: Iterable[str] | None = None) -> Iterator[str]:
     """:func:`render` in pieces (bounded memory for big runs); the pieces join to the same text."""
     return iter_render(iter_families(run, only))

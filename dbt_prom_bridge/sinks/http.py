@@ -167,7 +167,11 @@ class HttpClient:
         return self.base_url + path + (f"?{self._query}" if self._query else "")
 
     def once(
-        self, method: str, path: str, body: bytes | None = None, headers: Mapping[str, str] | None = None
+        self,
+        method: str,
+        path: str,
+        body: bytes | bytearray | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Response:
         """One attempt; raises :class:`HttpFailure` (retryable or not)."""
         request = urllib.request.Request(
@@ -236,7 +240,11 @@ class HttpClient:
         return float(min(MAX_BACKOFF, self.backoff * 2.0**attempt))
 
     def request(
-        self, method: str, path: str, body: bytes | None = None, headers: Mapping[str, str] | None = None
+        self,
+        method: str,
+        path: str,
+        body: bytes | bytearray | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Response:
         """:meth:`once` with up to ``retries`` retries and exponential backoff on retryable failures.
 
