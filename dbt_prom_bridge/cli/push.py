@@ -88,6 +88,14 @@ def on_event(line: str) -> None:
     help="After a successful push, also push what earlier failed pushes to this gateway spilled "
     "(never over newer data).  [env: DBT_PROM_AUTO_REPLAY]",
 )
+@click.option(
+    "--projects",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="DBT_PROM_PROJECTS",
+    metavar="FILE",
+    help="Push several dbt projects/targets: a YAML file listing them (project_dir, target, "
+    "grouping_key...); the other flags are their defaults.  [env: DBT_PROM_PROJECTS]",
+)
 @click.option("--dry-run", is_flag=True, help="Print the exposition text to stdout; push nothing.")
 @click.option(
     "--fail-on",
@@ -126,6 +134,12 @@ def command(**kw: Any) -> None:
             "--dry-run prints the exposition on stdout; it cannot be combined with --format json"
         )
     textfile_path = kw.pop("textfile")
+    projects_file = kw.pop("projects")
+    explicit_spill = kw.get("spill_dir")
+    if projects_file is not None:
+        from dbt_prom_bridge.cli import projects
+
+        projects.check_flags(click.get_current_context(), art, textfile_path)
     if dry_run:
         textfile_path = None
     if textfile_path is not None:
@@ -152,6 +166,12 @@ def command(**kw: Any) -> None:
             "nowhere to push: give --gateway URL (or DBT_PROM_GATEWAY), --remote-write URL, --textfile PATH, "
             "or --dry-run"
         )
+    if projects_file is not None:
+        from dbt_prom_bridge.cli import projects
+
+        colour = wants_colour(sys.stderr)
+        projects.push_projects(projects_file, dbt, art, opts, delivery, explicit_spill, fmt, colour)
+        return
 
     run = api.collect(dbt, art, opts, on_event=None if fmt == "json" else on_event)
     for message in run.warnings:
