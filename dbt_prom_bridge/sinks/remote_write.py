@@ -212,18 +212,17 @@ class _Encoder:
     """Turns family rows into ``TimeSeries``: one label-set template per source and label-name
     tuple, copied (in C) for each of its series, then ``__name__`` and ``status`` filled in."""
 
-    def __init__(self, msgs: Messages, extra: Sequence[tuple[str, str]], timestamp_ms: int) -> None:
+    def __init__(self, msgs: Messages, extra: Sequence[tuple[str, str]]) -> None:
         self.msgs = msgs
         self.extra = tuple(extra)
-        self.timestamp_ms = timestamp_ms
-        self.templates: dict[tuple[tuple[str, ...], tuple[str, ...]], tuple[Any, int, int]] = {}
+        #: label names -> label values (without status) -> (template, __name__ index, status index)
+        self.tables: dict[tuple[str, ...], dict[tuple[str, ...], tuple[Any, int, int]]] = {}
+
+    def table(self, names: tuple[str, ...]) -> dict[tuple[str, ...], tuple[Any, int, int]]:
+        return self.tables.setdefault(names, {})
 
     def template(self, names: tuple[str, ...], values: tuple[str, ...], split: int) -> tuple[Any, int, int]:
-        key = (names, values[:split])
-        found = self.templates.get(key)
-        if found is not None:
-            return found
-        pairs = [(n, v) for n, v in zip(names[:split], values[:split], strict=True) if v]
+        pairs = [(n, v) for n, v in zip(names[:split], values, strict=True) if v]
         pairs += self.extra
         pairs.append(("__name__", ""))
         if split < len(names):
@@ -234,21 +233,8 @@ class _Encoder:
         order = [n for n, _v in pairs]
         status_at = order.index(names[split]) if split < len(names) else -1
         found = (template, order.index("__name__"), status_at)
-        self.templates[key] = found
+        self.tables[names][values] = found
         return found
-
-    def add(
-        self, request: Any, name: str, names: tuple[str, ...], values: tuple[str, ...], value: float
-    ) -> None:
-        split = len(names) - 1 if names and names[-1] == "status" else len(names)
-        template, name_at, status_at = self.template(names, values, split)
-        series = request.timeseries.add()
-        series.CopyFrom(template)
-        labels = series.labels
-        labels[name_at].value = name
-        if status_at >= 0:
-            labels[status_at].value = values[split]
-        series.samples.add(value=value, timestamp=self.timestamp_ms)
 
 
 def _chunks(checks: Sequence[SourceCheck], size: int) -> Iterator[Sequence[SourceCheck]]:
@@ -279,10 +265,22 @@ def batches(
             request.metadata.add(type=_GAUGE, metric_family_name=name, help=HELP[name])
     count = 0
     for scope in _scopes(run, per_source, run_level):
-        encoder = _Encoder(msgs, extra, timestamp_ms)
+        encoder = _Encoder(msgs, extra)
         for fam in scope:
+            name, names = fam.name, fam.label_names
+            split = len(names) - 1 if names and names[-1] == "status" else len(names)
+            state_set = split < len(names)
+            table = encoder.table(names)
             for values, value in fam.rows:
-                encoder.add(request, fam.name, fam.label_names, values, value)
+                base = values[:split] if state_set else values
+                found = table.get(base) or encoder.template(names, base, split)
+                series = request.timeseries.add()
+                series.CopyFrom(found[0])
+                labels = series.labels
+                labels[found[1]].value = name
+                if state_set:
+                    labels[found[2]].value = values[split]
+                series.samples.add(value=value, timestamp=timestamp_ms)
                 count += 1
                 if count >= config.batch:
                     yield Batch(request.SerializeToString(), count)
