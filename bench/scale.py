@@ -18,8 +18,12 @@ Figures (printed, never asserted), per size N, on synthetic artifacts
   (``--web.enable-remote-write-receiver``), and how many series Prometheus then holds.
 
 Each size gets its own Pushgateway and Prometheus on loopback (stopped afterwards).
+- grouping: a full push of 10,000 sources as one gateway group per project/target (what dbt-prom
+  does) vs one group per dbt source (``source_name``) plus a run-level group.
+
 ``BENCH_SCALE_SIZES`` (default ``1000,10000,100000``) picks the sizes; ``BENCH_SCALE_SERVERS=0``
-skips the gateway and remote-write pushes. ``python -m bench.scale`` runs it alone.
+skips the gateway and remote-write pushes; ``BENCH_GROUPING_SOURCES`` (default 10000, 0: skip)
+the size of the grouping comparison. ``python -m bench.scale`` runs it alone.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from bench import BIN, Measured, measure
 SIZES = [int(x) for x in os.environ.get("BENCH_SCALE_SIZES", "1000,10000,100000").split(",") if x.strip()]
 SERVERS = os.environ.get("BENCH_SCALE_SERVERS", "1") != "0"
 OTHER_SOURCES = 1000
+GROUPING_SOURCES = int(os.environ.get("BENCH_GROUPING_SOURCES", "10000"))
 
 _PHASES = r"""
 import json, os, sys, time
@@ -171,6 +176,63 @@ def _servers_figures(n: int, project: Path, other: Path, work: Path) -> list[tup
     return figures
 
 
+def _grouping_figures(n: int, work: Path) -> list[tuple[str, str]]:
+    """One Pushgateway group per project/target (what dbt-prom does) vs one group per dbt source
+    (``source_name``) plus a run-level group: the gateway re-checks everything it holds on every
+    push, so many small groups cost one full check each."""
+    import time
+    from dataclasses import replace
+    from itertools import groupby
+
+    from dbt_prom_bridge import synthetic
+    from dbt_prom_bridge.artifacts import read_manifest, read_sources
+    from dbt_prom_bridge.config import GatewayConfig
+    from dbt_prom_bridge.exposition import PER_SOURCE_METRICS, RUN_METRICS, render_bytes
+    from dbt_prom_bridge.model import RunContext, build_run
+    from dbt_prom_bridge.sinks.http import HttpClient
+    from dbt_prom_bridge.sinks.pushgateway import CONTENT_TYPE, Pushgateway, group_path
+    from devtools import servers
+
+    written = synthetic.write(work / "grouping", n, seed=0)
+    run = build_run(
+        read_sources(written.sources_json), read_manifest(written.manifest), RunContext("default")
+    )
+    groups = [(name, tuple(checks)) for name, checks in groupby(run.checks, key=lambda c: c.source_name)]
+    key = (("project", run.project), ("target", run.target))
+    headers = {"Content-Type": CONTENT_TYPE}
+    gateway = servers.start_pushgateway(work / "grouping-gateway")
+    try:
+        client = HttpClient(gateway.url, timeout=600, retries=0)
+        one = Pushgateway(GatewayConfig(url=gateway.url, timeout=600, retries=0), client)
+        one.push(run)
+        start = time.perf_counter()
+        one.push(run)
+        single = time.perf_counter() - start
+        one.delete(run)
+        rounds = []
+        for _ in range(2):  # the first round fills an empty gateway; the second is the steady state
+            start = time.perf_counter()
+            for name, checks in groups:
+                body = render_bytes(replace(run, checks=checks), PER_SOURCE_METRICS)
+                client.request(
+                    "PUT", group_path("dbt_source_freshness", (*key, ("source_name", name))), body, headers
+                )
+            client.request(
+                "PUT", group_path("dbt_source_freshness", key), render_bytes(run, RUN_METRICS), headers
+            )
+            rounds.append(time.perf_counter() - start)
+    finally:
+        gateway.stop()
+    return [
+        (
+            f"grouping, {n:,} sources: one group per project/target vs one per source_name "
+            f"({len(groups)} + 1 groups)",
+            f"{single:.2f} s vs {rounds[1]:.1f} s per full push ({rounds[1] / single:.0f}x; "
+            f"{rounds[0]:.1f} s into an empty gateway)",
+        )
+    ]
+
+
 def run() -> list[tuple[str, str]]:
     from dbt_prom_bridge import synthetic
 
@@ -222,6 +284,8 @@ def run() -> list[tuple[str, str]]:
             ]
             if SERVERS:
                 figures += _servers_figures(n, project, other, size_dir)
+        if SERVERS and GROUPING_SOURCES:
+            figures += _grouping_figures(GROUPING_SOURCES, work)
     return figures
 
 
