@@ -413,19 +413,28 @@ class GoText(Renderer):
     def age(self) -> str:
         return "{{ $value | humanizeDuration }}"
 
-    def threshold(self, metric: str) -> str:
-        if self.thresholds is not None:
-            return humanize_duration(self.thresholds[metric])
+    def _query(self, metric: str) -> str:
+        """``query (...)``: the alert's own source's ``metric`` (labels quoted by Go's %q)."""
         selector = "{project=%q,target=%q,source_name=%q,table_name=%q}"  # Go printf verbs
-        query = (
+        expr = (
             f"last_over_time({metric}{selector}[{format_duration(self.opts.lookback)}])"
             if self.opts.lookback
             else metric + selector
         )
         return (
-            f'{{{{ with query (printf "{query}" $labels.project $labels.target $labels.source_name '
-            "$labels.table_name) }}{{ . | first | value | humanizeDuration }}{{ end }}"
+            f'query (printf "{expr}" $labels.project $labels.target $labels.source_name $labels.table_name)'
         )
+
+    def threshold(self, metric: str) -> str:
+        if self.thresholds is not None:
+            return humanize_duration(self.thresholds[metric])
+        return (
+            f"{{{{ with {self._query(metric)} }}}}{{{{ . | first | value | humanizeDuration }}}}{{{{ end }}}}"
+        )
+
+    def if_series(self, metric: str, then: str, otherwise: str) -> str:
+        """``then`` when the alert's source has a ``metric`` series (evaluated per active alert only)."""
+        return f"{{{{ with {self._query(metric)} }}}}{then}{{{{ else }}}}{otherwise}{{{{ end }}}}"
 
     def literal(self, text: str) -> str:
         return go_text(text)
@@ -758,11 +767,16 @@ def state_rules(project: str, opts: RulesOptions) -> list[Rule]:
     """No data, runtime error, not run: a constant number of project-wide rules.
 
     The no-data severity follows dbt, which reports a source without rows as ``error`` when it
-    has an ``error_after`` and as ``warn`` otherwise.
+    has an ``error_after`` and as ``warn`` otherwise. The rule reads only ``has_data``; the label
+    template looks the source's ``error_after`` up for each active alert, which costs far less
+    than joining every source's threshold at every evaluation.
     """
     sel = matchers(project, opts)
     go = GoText(opts)
-    has_data, error_after = series(HAS_DATA, sel, opts), series(ERROR_AFTER, sel, opts)
+    has_data = series(HAS_DATA, sel, opts)
+    no_data_severity = go.if_series(
+        ERROR_AFTER, go_text(severity(NO_DATA, opts, True)), go_text(severity(NO_DATA, opts, False))
+    )
 
     def notes(alert: str) -> tuple[tuple[str, str], ...]:
         return alert_annotations(alert, go, opts, dynamic_runbook=True)
@@ -773,15 +787,8 @@ def state_rules(project: str, opts: RulesOptions) -> list[Rule]:
     return [
         _rule(
             NO_DATA,
-            f"{has_data} == 0 and {error_after}",
-            {"project": go_text(project), "severity": severity(NO_DATA, opts, True)},
-            notes(NO_DATA),
-            opts,
-        ),
-        _rule(
-            NO_DATA,
-            f"{has_data} == 0 unless {error_after}",
-            {"project": go_text(project), "severity": severity(NO_DATA, opts, False)},
+            f"{has_data} == 0",
+            {"project": go_text(project), "severity": no_data_severity},
             notes(NO_DATA),
             opts,
         ),

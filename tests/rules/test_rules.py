@@ -91,10 +91,13 @@ def test_sample_rules_cover_every_checked_source() -> None:
     assert features["annotations"]["runbook_url"] == "https://runbooks.example.com/feature-store"
     orders = next(r for r in by_alert[rules.ERROR] if r["labels"]["table_name"] == "orders")
     assert orders["annotations"]["runbook_url"].endswith("docs/alerts.md#dbtsourcefreshnesserror")
-    # state and run-level alerts: one project-wide rule each (two for no data: critical/warning)
-    assert len(by_alert[rules.NO_DATA]) == 2
-    for alert in (rules.RUNTIME_ERROR, rules.NOT_RUN, *rules.RUN_ALERTS):
+    # state and run-level alerts: one project-wide rule each
+    for alert in (rules.NO_DATA, rules.RUNTIME_ERROR, rules.NOT_RUN, *rules.RUN_ALERTS):
         assert len(by_alert[alert]) == 1, alert
+    # no data: critical when the source has an error_after (looked up for the active alert only)
+    severity = by_alert[rules.NO_DATA][0]["labels"]["severity"]
+    assert severity.startswith("{{ with query (printf \"dbt_source_freshness_error_after_seconds{")
+    assert severity.endswith("}}critical{{ else }}warning{{ end }}")
     assert {r["labels"]["severity"] for r in by_alert[rules.WARN]} == {"warning"}
     assert {r["labels"]["severity"] for r in by_alert[rules.ERROR]} == {"critical"}
 

@@ -1,0 +1,290 @@
+"""Benchmark: generating alert rules at scale, promtool on them, and what Prometheus pays to evaluate them.
+
+Figures (printed, never asserted):
+
+- ``dbt-prom rules`` generation for synthetic manifests of 10,000 and 100,000 sources
+  (``dbt_prom_bridge.synthetic``, the shapes real projects have), both modes: reading the
+  manifest, generating, peak RSS, rules and bytes written (target: <= 2 s at 10,000 sources);
+- ``promtool check rules`` wall time on each file;
+- evaluation cost in one real Prometheus with 10,000 sources pushed through a real Pushgateway
+  (``dbt-prom push --no-run``): the sum over rule groups of
+  ``prometheus_rule_group_last_duration_seconds``, per-source vs dynamic rules, as a ratio
+  (target: dynamic >= 10x cheaper), with every source fresh (the cost of the rules themselves)
+  and with the synthetic mix of stale sources (each active alert adds the same template and
+  ALERTS-series work in both modes).
+
+Self-contained: writes its artifacts to a temporary directory, starts its own Pushgateway and
+Prometheus on loopback and stops them. ``python -m bench.rules`` runs it alone; ``make bench``
+collects it with the others. ``BENCH_RULES_SIZES`` (default ``10000,100000``) and
+``BENCH_RULES_EVAL_SOURCES`` (default ``10000``; 0 skips the Prometheus part) change the sizes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from devtools import servers
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+SIZES = tuple(int(n) for n in os.environ.get("BENCH_RULES_SIZES", "10000,100000").split(",") if n)
+EVAL_SOURCES = int(os.environ.get("BENCH_RULES_EVAL_SOURCES", "10000"))
+MODES = ("per-source", "dynamic")
+META = ("owner", "team")
+EVAL_INTERVAL = 5
+#: Evaluations to wait for before sampling, and samples (one per evaluation interval) per mode.
+WARMUP, SAMPLES = 3, 6
+
+_GENERATE = r"""
+import json, resource, sys, time
+from pathlib import Path
+t0 = time.perf_counter()
+from dbt_prom_bridge import rules
+from dbt_prom_bridge.artifacts import read_manifest
+t1 = time.perf_counter()
+manifest = read_manifest(Path(sys.argv[1]))
+t2 = time.perf_counter()
+opts = rules.RulesOptions(mode=rules.Mode(sys.argv[2]), meta_labels=("owner", "team"))
+generated = rules.generate([manifest], opts, rules.Outputs(out=Path(sys.argv[3])))
+t3 = time.perf_counter()
+Path(sys.argv[3]).write_text(generated.files[0].text, encoding="utf-8")
+t4 = time.perf_counter()
+print(json.dumps({
+    "import": t1 - t0, "read": t2 - t1, "generate": t3 - t2, "write": t4 - t3,
+    "rules": generated.rule_count, "sources": generated.source_count,
+    "bytes": len(generated.files[0].text.encode()),
+    "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+}))
+"""
+
+
+def _run(argv: list[str], timeout: float = 1800, **kw: Any) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False, env=env, **kw)
+
+
+def _generate(manifest: Path, mode: str, out: Path) -> dict[str, Any]:
+    proc = _run([sys.executable, "-c", _GENERATE, str(manifest), mode, str(out)])
+    if proc.returncode != 0:
+        raise RuntimeError(f"rules generation failed: {proc.stderr[-2000:]}")
+    figures: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return figures
+
+
+def _promtool_check(path: Path) -> str:
+    if shutil.which("promtool") is None:
+        return "promtool not installed"
+    start = time.perf_counter()
+    try:
+        proc = _run(["promtool", "check", "rules", str(path)], timeout=900)
+    except subprocess.TimeoutExpired:
+        return "timed out after 900 s"
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        return f"FAILED ({proc.stdout[-200:]}{proc.stderr[-200:]})"
+    return f"{wall:.2f} s"
+
+
+def _query(prometheus: servers.Server, expr: str) -> list[dict[str, Any]]:
+    url = prometheus.url + "/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+    with urllib.request.urlopen(url, timeout=60) as resp:
+        result: list[dict[str, Any]] = json.load(resp)["data"]["result"]
+    return result
+
+
+def _scalar(prometheus: servers.Server, expr: str) -> float | None:
+    result = _query(prometheus, expr)
+    return float(result[0]["value"][1]) if result else None
+
+
+def _reload(prometheus: servers.Server) -> None:
+    req = urllib.request.Request(prometheus.url + "/-/reload", method="POST")
+    with urllib.request.urlopen(req, timeout=120):
+        pass
+
+
+def _own_metrics(prometheus: servers.Server, name: str, file: str) -> dict[str, float]:
+    """``name`` per rule group of ``file``, from Prometheus's own /metrics."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(prometheus.url + "/metrics", timeout=60) as resp:
+        text = resp.read().decode()
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            group = sample.labels.get("rule_group", "")
+            if sample.name == name and group.split(";", 1)[0].endswith("/" + file):
+                out[group] = sample.value
+    return out
+
+
+def _wait(what: str, probe: Any, timeout: float) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = probe()
+        if value:
+            return value
+        time.sleep(1)
+    raise RuntimeError(f"timed out waiting for {what}")
+
+
+def _evaluation_cost(workdir: Path, manifest_dir: Path, results: int) -> dict[str, dict[str, float]]:
+    """Push the synthetic run, then load each mode's rules in the same Prometheus in turn."""
+    rules_dir = workdir / "loaded"
+    rules_dir.mkdir()
+    gateway = servers.start_pushgateway(workdir / "gateway")
+    started = [gateway]
+    try:
+        push = _run(
+            [
+                str(BIN / "dbt-prom"),
+                "push",
+                "--no-run",
+                "--artifacts-dir",
+                str(manifest_dir),
+                "--allow-stale-artifact",
+                "--gateway",
+                gateway.url,
+                *(arg for key in META for arg in ("--meta-label", key)),
+            ],
+            cwd=manifest_dir,
+        )
+        if push.returncode != 0:
+            raise RuntimeError(f"push failed ({push.returncode}): {push.stderr[-2000:]}")
+        config = workdir / "prometheus.yml"
+        config.write_text(
+            json.dumps(
+                {
+                    "global": {"scrape_interval": "15s", "evaluation_interval": f"{EVAL_INTERVAL}s"},
+                    "rule_files": [str(rules_dir / "*.yml")],
+                    "scrape_configs": [
+                        {
+                            "job_name": "pushgateway",
+                            "honor_labels": True,
+                            "scrape_timeout": "14s",
+                            "static_configs": [{"targets": [f"{servers.LOOPBACK}:{gateway.port}"]}],
+                        }
+                    ],
+                }
+            )
+        )
+        prometheus = servers.start_prometheus(workdir / "prometheus", config)
+        started.append(prometheus)
+        _wait(
+            "the gateway's series in Prometheus",
+            lambda: (_scalar(prometheus, "count(dbt_source_has_data)") or 0) >= results,
+            180,
+        )
+        out: dict[str, dict[str, float]] = {}
+        for mode in MODES:
+            for old in rules_dir.glob("*.yml"):
+                old.unlink()
+            shutil.copy(workdir / f"{mode}.yml", rules_dir / f"{mode}.yml")
+            _reload(prometheus)
+            file = f"{mode}.yml"
+            groups = _wait(
+                f"{mode} rules to be loaded",
+                lambda file=file: _own_metrics(prometheus, "prometheus_rule_group_rules", file),
+                300,
+            )
+            rule_count = sum(groups.values())
+            _wait(
+                f"{WARMUP} evaluations of every {mode} group",
+                lambda file=file: (
+                    min(
+                        _own_metrics(prometheus, "prometheus_rule_group_iterations_total", file).values(),
+                        default=0,
+                    )
+                    >= WARMUP
+                ),
+                600,
+            )
+            sums, slowest = [], []
+            for _ in range(SAMPLES):
+                time.sleep(EVAL_INTERVAL)
+                last = _own_metrics(prometheus, "prometheus_rule_group_last_duration_seconds", file)
+                sums.append(sum(last.values()))
+                slowest.append(max(last.values(), default=0.0))
+            firing = _scalar(prometheus, "count(ALERTS)") or 0
+            out[mode] = {
+                "sum": statistics.median(sums),
+                "max": statistics.median(slowest),
+                "groups": float(len(groups)),
+                "rules": rule_count,
+                "firing": firing,
+            }
+        return out
+    finally:
+        for server in reversed(started):
+            server.stop()
+
+
+def run() -> list[tuple[str, str]]:
+    from dbt_prom_bridge import synthetic
+
+    figures: list[tuple[str, str]] = []
+    with tempfile.TemporaryDirectory(prefix="dbt-prom-bench-rules-") as tmp:
+        base = Path(tmp)
+        for n in SIZES:
+            workdir = base / f"size-{n}"
+            written = synthetic.write(workdir / "artifacts", n, seed=1)
+            for mode in MODES:
+                out = workdir / f"{mode}.yml"
+                g = _generate(written.manifest, mode, out)
+                target = " (target <= 2 s)" if n == 10_000 else ""
+                figures.append(
+                    (
+                        f"rules {mode}, {n:,} sources: read manifest + generate{target}",
+                        f"{g['read']:.2f} s + {g['generate']:.2f} s; {g['rules']:,} rules for "
+                        f"{g['sources']:,} sources with freshness, {g['bytes'] / 1e6:.1f} MB, "
+                        f"peak RSS {g['rss_mb']:.0f} MB",
+                    )
+                )
+                figures.append((f"promtool check rules, {mode}, {n:,} sources", _promtool_check(out)))
+
+        # Evaluation cost. Active alerts cost the same in both modes (same alerts, same
+        # templates), so the rule-evaluation cost proper is measured on a healthy platform (every
+        # source fresh), then on the synthetic mix (~20% of the sources warn, error or no data).
+        datasets = (
+            (
+                "all sources fresh",
+                synthetic.Shape(warn=0, error=0, no_data=0, runtime_error=0, negative_age=0),
+            ),
+            ("synthetic mix", synthetic.Shape()),
+        )
+        for label, shape in datasets if EVAL_SOURCES else ():
+            workdir = base / f"eval-{label.replace(' ', '-')}"
+            written = synthetic.write(workdir / "artifacts", EVAL_SOURCES, seed=1, shape=shape)
+            for mode in MODES:
+                _generate(written.manifest, mode, workdir / f"{mode}.yml")
+            cost = _evaluation_cost(workdir, written.manifest.parent, written.n_results)
+            for mode, c in cost.items():
+                figures.append(
+                    (
+                        f"Prometheus rule evaluation, {mode}, {EVAL_SOURCES:,} sources, {label}",
+                        f"{c['sum'] * 1000:.1f} ms per evaluation summed over {c['groups']:.0f} groups "
+                        f"({c['rules']:,.0f} rules; slowest group {c['max'] * 1000:.1f} ms; "
+                        f"{c['firing']:,.0f} active alerts)",
+                    )
+                )
+            per, dyn = cost["per-source"], cost["dynamic"]
+            ratio = per["sum"] / dyn["sum"] if dyn["sum"] else float("inf")
+            target = " (target >= 10x)" if label == datasets[0][0] else ""
+            figures.append((f"evaluation cost per-source / dynamic, {label}{target}", f"{ratio:.1f}x"))
+    return figures
+
+
+if __name__ == "__main__":
+    for name, figure in run():
+        print(f"{name:<72} {figure}")
