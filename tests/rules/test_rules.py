@@ -96,7 +96,7 @@ def test_sample_rules_cover_every_checked_source() -> None:
         assert len(by_alert[alert]) == 1, alert
     # no data: critical when the source has an error_after (looked up for the active alert only)
     severity = by_alert[rules.NO_DATA][0]["labels"]["severity"]
-    assert severity.startswith("{{ with query (printf \"dbt_source_freshness_error_after_seconds{")
+    assert severity.startswith('{{ with query (printf "dbt_source_freshness_error_after_seconds{')
     assert severity.endswith("}}critical{{ else }}warning{{ end }}")
     assert {r["labels"]["severity"] for r in by_alert[rules.WARN]} == {"warning"}
     assert {r["labels"]["severity"] for r in by_alert[rules.ERROR]} == {"critical"}
@@ -309,6 +309,22 @@ def test_hostile_names_never_inject(mode: Mode, tmp_path: Path) -> None:
     if mode is Mode.PER_SOURCE:
         labels = [r["labels"] for g in doc["groups"] for r in g["rules"] if "source_name" in r["labels"]]
         assert {lb["source_name"] for lb in labels} >= {n.replace("{{", '{{ "{{" }}') for n in HOSTILE}
+
+
+def test_alert_names_are_valid_and_fixed() -> None:
+    import re
+
+    assert rules.ALERTS == (
+        "DbtSourceFreshnessWarn",
+        "DbtSourceFreshnessError",
+        "DbtSourceNoData",
+        "DbtSourceFreshnessRuntimeError",
+        "DbtSourceFreshnessNotRun",
+        "DbtFreshnessRunFailed",
+        "DbtFreshnessBridgeStale",
+        "DbtFreshnessPushFailing",
+    )
+    assert all(re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) for name in rules.ALERTS)
 
 
 def test_go_text_escapes_only_the_action_delimiter() -> None:

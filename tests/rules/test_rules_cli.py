@@ -242,3 +242,25 @@ def test_check_fails_after_a_threshold_changes_in_the_project_and_passes_after_r
     assert code == 0 and "wrote rules.yml" in err
     code, _, err = run_cli([*args, "--check"], capsys)
     assert code == 0, err
+
+
+@pytest.mark.dbt
+def test_a_project_dbt_cannot_parse_exits_3(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    project = copy_project(tmp_path / "dbt_project")
+    sources = project / "models" / "sources.yml"
+    sources.write_text(sources.read_text().replace("tables:", "tables: [", 1))
+    code, out, err = run_cli(
+        [
+            "rules",
+            "--project-dir",
+            str(project),
+            "--profiles-dir",
+            str(project),
+            "--out",
+            str(tmp_path / "r.yml"),
+        ],
+        capsys,
+    )
+    assert code == 3, err
+    assert out == "" and "Traceback" not in err and err.startswith("dbt-prom: error: ")
+    assert not (tmp_path / "r.yml").exists()
