@@ -269,8 +269,19 @@ def deliver(
         else:
             destinations.append(url)
     if failures:
-        raise _combined(failures)
+        error = _combined(failures)
+        if destinations:
+            error = _noted(error, f"delivered to {', '.join(destinations)} all the same")
+        raise error
     return DeliveryReport(held, tuple(destinations), carried, replayed, replayed_remote)
+
+
+def _noted(error: PushError, note: str) -> PushError:
+    """``error`` with ``note`` after its cause (a spilled run keeps its spill file)."""
+    if isinstance(error, spill.RunSpilled):
+        cause = PushError(f"{error.cause} ({note})", status=error.status)
+        return spill.RunSpilled(cause, error.path, error.directory)
+    return PushError(f"{error} ({note})", status=error.status)
 
 
 def _combined(failures: list[PushError]) -> PushError:

@@ -29,7 +29,7 @@ from dbt_prom_bridge.model import FreshnessRun, RunContext, build_run
 from dbt_prom_bridge.sinks import spill
 from dbt_prom_bridge.sinks.remote_write import RemoteWrite, superseded
 from devtools import servers
-from tests.conftest import requires
+from tests.conftest import requires, scrape
 
 pytestmark = [pytest.mark.e2e, requires("prometheus")]
 
@@ -234,3 +234,43 @@ def test_replay_command_sends_spilled_runs_to_the_remote_write_endpoint(
     assert [float(h["value"][1]) for h in held] == [pytest.approx(now - 30)]
     ranges = query(prometheus, 'dbt_source_freshness_run_success{job="rw_replay"}[5m]', now)
     assert [float(t) for t, _v in ranges[0]["values"]] == [pytest.approx(now - 20, abs=1e-3)]
+
+
+@requires("prometheus-pushgateway")
+def test_gateway_and_remote_write_in_one_push(
+    prometheus: servers.Server, pushgateway: servers.Server, tmp_path: Path
+) -> None:
+    """Both destinations get the run; when one is down the other still does, the run is spilled
+    for the one that failed, and the command exits 4."""
+    project = synthetic.write(tmp_path / "p", 60, seed=36, now=time.time()).manifest.parent
+    spill_dir = tmp_path / "spill"
+    base = [DBT_PROM, "push", "--no-run", "--project-dir", str(project), "--artifacts-dir", str(project)]
+    base += ["--spill-dir", str(spill_dir), "--retries", "0"]
+
+    both = subprocess.run(
+        [*base, "--job", "rw_both", "--gateway", pushgateway.url, "--remote-write", write_url(prometheus)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert both.returncode == 0, both.stderr
+    assert both.stderr.count("dbt-prom: pushed ") == 2
+    held = [s for s in scrape(pushgateway.url + "/metrics") if s[0] == "dbt_source_has_data"]
+    assert len(held) > 30
+    stored_count = query(prometheus, 'count(dbt_source_has_data{job="rw_both"})')[0]["value"][1]
+    assert int(stored_count) == len(held)
+
+    dead = f"http://127.0.0.1:{servers.free_port()}"
+    half = subprocess.run(
+        [*base, "--force", "--job", "rw_half", "--gateway", dead, "--remote-write", write_url(prometheus)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert half.returncode == 4, half.stderr
+    assert f"(delivered to {write_url(prometheus)} all the same)" in half.stderr
+    assert "cannot reach" in half.stderr and "dbt-prom replay" in half.stderr
+    assert query(prometheus, 'count(dbt_source_has_data{job="rw_half"})')[0]["value"][1] == str(len(held))
+    assert [e.destination.kind for e in spill.scan(spill_dir).entries] == ["pushgateway"]
