@@ -3,7 +3,8 @@ push` to a Pushgateway, Prometheus evaluating the rules `dbt-prom rules` generat
 project, Alertmanager (with the shipped inhibition rules) delivering to a webhook receiver here.
 
 A second Prometheus scrapes the same gateway with the dynamic-mode rules: both must fire the same
-alerts. Then nothing pushes any more, and DbtFreshnessBridgeStale must fire.
+alerts. A push the gateway rejects fires DbtFreshnessPushFailing. Then nothing pushes any more,
+and DbtFreshnessBridgeStale must fire.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 import re
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -269,7 +271,30 @@ def test_generated_rules_fire_through_prometheus_and_alertmanager(
         names = {dict(labels)["alertname"] for labels in agreed}
         assert {rules.ERROR, rules.WARN, rules.NO_DATA, rules.RUNTIME_ERROR} <= names
 
-        # 5. Pushes have stopped: the bridge goes stale after --stale-after, and not before.
+        # 5. A push the gateway rejects (a metric whose type differs from the same name in another
+        # group) leaves our group's metrics in place and sets its push_failure_time_seconds.
+        def post(url: str, kind: str) -> int:
+            body = f"# TYPE dbt_prom_conflict {kind}\ndbt_prom_conflict 1\n".encode()
+            try:
+                with urllib.request.urlopen(
+                    urllib.request.Request(url, data=body, method="POST"), timeout=10
+                ) as r:
+                    return int(r.status)
+            except urllib.error.HTTPError as exc:
+                return exc.code
+
+        assert post(f"{pushgateway.url}/metrics/job/conflicting_pusher", "counter") == 200
+        ours = f"{pushgateway.url}/metrics/job/dbt_source_freshness/project/{PROJECT}/target/{TARGET}"
+        assert post(ours, "gauge") == 400
+        failing = wait_for(
+            "DbtFreshnessPushFailing at the webhook", lambda: webhook.firing(rules.PUSH_FAILING), 60, *logs
+        )[0]
+        assert (
+            failing["labels"]["severity"] == "warning" and failing["labels"]["job"] == "dbt_source_freshness"
+        )
+        assert (failing["labels"]["project"], failing["labels"]["target"]) == (PROJECT, TARGET)
+
+        # 6. Pushes have stopped: the bridge goes stale after --stale-after, and not before.
         assert not webhook.firing(rules.BRIDGE_STALE), "the run is younger than --stale-after"
         assert delivered_at - pushed_at < STALE_AFTER
         stale = wait_for(
