@@ -302,6 +302,28 @@ spill_option = click.option(
 )
 
 
+textfile_option = click.option(
+    "--textfile",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="DBT_PROM_TEXTFILE",
+    metavar="PATH",
+    help="Also (or only) write the metrics to this node_exporter textfile-collector file (*.prom), "
+    "atomically.  [env: DBT_PROM_TEXTFILE]",
+)
+
+auto_replay_option = click.option(
+    "--auto-replay/--no-auto-replay",
+    default=True,
+    show_default=True,
+    envvar="DBT_PROM_AUTO_REPLAY",
+    help="After a successful push, also push what earlier failed pushes to this gateway spilled "
+    "(never over newer data).  [env: DBT_PROM_AUTO_REPLAY]",
+)
+
+#: Where a run goes besides the gateway/remote write, and what happens when delivery fails.
+delivery_options = _stack(textfile_option, spill_option, auto_replay_option)
+
+
 def spill_dir(kw: dict[str, Any], dbt: DbtOptions) -> Path:
     """``--spill-dir``, else ``<the project's target dir>/dbt-prom-spill``."""
     from dbt_prom_bridge import dbtproject

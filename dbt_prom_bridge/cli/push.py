@@ -15,6 +15,7 @@ from dbt_prom_bridge.cli.options import (
     artifact_options,
     dbt_config,
     dbt_options,
+    delivery_options,
     gateway_config,
     gateway_options,
     meta_label_option,
@@ -22,11 +23,17 @@ from dbt_prom_bridge.cli.options import (
     remote_write_config,
     remote_write_options,
     spill_dir,
-    spill_option,
     wants_colour,
 )
 from dbt_prom_bridge.cli.replay import print_report, replay_command
-from dbt_prom_bridge.config import DeliveryOptions, RunOptions
+from dbt_prom_bridge.config import (
+    ArtifactOptions,
+    DbtOptions,
+    DeliveryOptions,
+    GatewayConfig,
+    RemoteWriteConfig,
+    RunOptions,
+)
 from dbt_prom_bridge.errors import CheckFailed, DbtRunError, PushError, UsageError
 from dbt_prom_bridge.exposition import iter_text
 from dbt_prom_bridge.model import FailOn, FreshnessRun
@@ -61,6 +68,73 @@ def on_event(line: str) -> None:
     click.echo(line, err=True)
 
 
+def delivery_config(
+    kw: dict[str, Any],
+    dbt: DbtOptions,
+    gateway: GatewayConfig | None,
+    remote: RemoteWriteConfig | None,
+    dry_run: bool = False,
+) -> DeliveryOptions:
+    """Where the run goes (pops --textfile, --spill-dir, --auto-replay); refuses 'nowhere'."""
+    textfile_path = kw.pop("textfile")
+    if dry_run:
+        textfile_path = None
+    if textfile_path is not None:
+        textfile.check_path(textfile_path)
+    delivery = DeliveryOptions(
+        gateway=None if dry_run else gateway,
+        textfile=textfile_path,
+        remote_write=None if dry_run else remote,
+        dry_run=dry_run,
+        spill_dir=spill_dir(kw, dbt),
+        auto_replay=kw.pop("auto_replay"),
+    )
+    if delivery.gateway is not None:
+        api.check_gateway(delivery.gateway)
+    if delivery.remote_write is not None:
+        api.check_remote_write(delivery.remote_write)
+    if (
+        not dry_run
+        and delivery.gateway is None
+        and delivery.textfile is None
+        and delivery.remote_write is None
+    ):
+        raise UsageError(
+            "nowhere to push: give --gateway URL (or DBT_PROM_GATEWAY), --remote-write URL, --textfile PATH, "
+            "or --dry-run"
+        )
+    return delivery
+
+
+def deliver(run: FreshnessRun, delivery: DeliveryOptions, art: ArtifactOptions, fmt: str) -> None:
+    """Deliver ``run`` and say where it went; a spilled run becomes a :class:`PushError` (exit 4)
+    naming the replay command, or, when dbt could not run, a warning before the exit-3 gate."""
+    if art.no_run and not art.force and delivery.gateway is not None:
+        api.check_not_already_pushed(run, delivery.gateway)
+    try:
+        result = api.deliver(run, delivery)
+    except RunSpilled as exc:
+        report(run, fmt)
+        message = f"{exc}; replay it with: {replay_command(click.get_current_context(), exc.directory)}"
+        if delivery.auto_replay:
+            message += " (the next successful push replays it too)"
+        if not run.success:
+            warn(message)
+            gate(run, FailOn.NEVER)
+        raise PushError(message, status=exc.status) from None
+    if result.replayed is not None:
+        print_report(result.replayed, delivery.gateway.url if delivery.gateway else None, auto=True)
+    if result.replayed_remote is not None and delivery.remote_write is not None:
+        print_report(result.replayed_remote, delivery.remote_write.url, auto=True)
+    for where in result.destinations:
+        carried = f" ({result.carried_over} unselected sources kept)" if result.carried_over else ""
+        click.echo(f"dbt-prom: pushed {pushed_what(run)} to {where}{carried}", err=True)
+
+
+def pushed_what(run: FreshnessRun) -> str:
+    return f"{len(run.checks)} sources" if run.success else "run_success 0 (dbt could not run)"
+
+
 @click.command("push", epilog=EXIT_CODES_HELP)
 @dbt_options
 @artifact_options
@@ -71,23 +145,7 @@ def on_event(line: str) -> None:
     is_flag=True,
     help="With --no-run, push even if the gateway already holds this run or a newer one.",
 )
-@click.option(
-    "--textfile",
-    type=click.Path(dir_okay=False, path_type=Path),
-    envvar="DBT_PROM_TEXTFILE",
-    metavar="PATH",
-    help="Also (or only) write the metrics to this node_exporter textfile-collector file (*.prom), "
-    "atomically.  [env: DBT_PROM_TEXTFILE]",
-)
-@spill_option
-@click.option(
-    "--auto-replay/--no-auto-replay",
-    default=True,
-    show_default=True,
-    envvar="DBT_PROM_AUTO_REPLAY",
-    help="After a successful push, also push what earlier failed pushes to this gateway spilled "
-    "(never over newer data).  [env: DBT_PROM_AUTO_REPLAY]",
-)
+@delivery_options
 @click.option(
     "--projects",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -133,39 +191,13 @@ def command(**kw: Any) -> None:
         raise UsageError(
             "--dry-run prints the exposition on stdout; it cannot be combined with --format json"
         )
-    textfile_path = kw.pop("textfile")
     projects_file = kw.pop("projects")
     explicit_spill = kw.get("spill_dir")
     if projects_file is not None:
         from dbt_prom_bridge.cli import projects
 
-        projects.check_flags(click.get_current_context(), art, textfile_path)
-    if dry_run:
-        textfile_path = None
-    if textfile_path is not None:
-        textfile.check_path(textfile_path)
-    delivery = DeliveryOptions(
-        gateway=None if dry_run else gateway,
-        textfile=textfile_path,
-        remote_write=None if dry_run else remote,
-        dry_run=dry_run,
-        spill_dir=spill_dir(kw, dbt),
-        auto_replay=kw.pop("auto_replay"),
-    )
-    if delivery.gateway is not None:
-        api.check_gateway(delivery.gateway)
-    if delivery.remote_write is not None:
-        api.check_remote_write(delivery.remote_write)
-    if (
-        not dry_run
-        and delivery.gateway is None
-        and delivery.textfile is None
-        and delivery.remote_write is None
-    ):
-        raise UsageError(
-            "nowhere to push: give --gateway URL (or DBT_PROM_GATEWAY), --remote-write URL, --textfile PATH, "
-            "or --dry-run"
-        )
+        projects.check_flags(click.get_current_context(), art, kw.get("textfile"))
+    delivery = delivery_config(kw, dbt, gateway, remote, dry_run=dry_run)
     if projects_file is not None:
         from dbt_prom_bridge.cli import projects
 
@@ -182,26 +214,6 @@ def command(**kw: Any) -> None:
         report(run, fmt)
         gate(run, opts.fail_on)
         return
-    if art.no_run and not art.force and delivery.gateway is not None:
-        api.check_not_already_pushed(run, delivery.gateway)
-    try:
-        result = api.deliver(run, delivery)
-    except RunSpilled as exc:
-        report(run, fmt)
-        message = f"{exc}; replay it with: {replay_command(click.get_current_context(), exc.directory)}"
-        if delivery.auto_replay:
-            message += " (the next successful push replays it too)"
-        if not run.success:
-            warn(message)
-            gate(run, opts.fail_on)
-        raise PushError(message, status=exc.status) from None
-    if result.replayed is not None:
-        print_report(result.replayed, delivery.gateway.url if delivery.gateway else None, auto=True)
-    if result.replayed_remote is not None and delivery.remote_write is not None:
-        print_report(result.replayed_remote, delivery.remote_write.url, auto=True)
-    for where in result.destinations:
-        carried = f" ({result.carried_over} unselected sources kept)" if result.carried_over else ""
-        what = f"{len(run.checks)} sources" if run.success else "run_success 0 (dbt could not run)"
-        click.echo(f"dbt-prom: pushed {what} to {where}{carried}", err=True)
+    deliver(run, delivery, art, fmt)
     report(run, fmt)
     gate(run, opts.fail_on)

@@ -34,16 +34,18 @@ from dbt_prom_bridge.cli.options import (
     artifact_options,
     dbt_config,
     dbt_options,
+    delivery_options,
     gateway_config,
     gateway_options,
     meta_label_option,
     meta_labels,
+    remote_write_config,
+    remote_write_options,
 )
-from dbt_prom_bridge.cli.push import gate, on_event, report, warn
-from dbt_prom_bridge.config import DbtOptions, DeliveryOptions, RunOptions
+from dbt_prom_bridge.cli.push import deliver, delivery_config, gate, on_event, report, warn
+from dbt_prom_bridge.config import DbtOptions, RunOptions
 from dbt_prom_bridge.errors import DbtPromError, PushError, UsageError
 from dbt_prom_bridge.model import FailOn
-from dbt_prom_bridge.sinks import textfile
 
 #: dbt flags of the wrapped command that also tell dbt-prom where the project is.
 _INHERITED = {
@@ -125,14 +127,8 @@ def run_wrapped(command: list[str]) -> int:
 @dbt_options
 @artifact_options
 @gateway_options
-@click.option(
-    "--textfile",
-    type=click.Path(dir_okay=False, path_type=Path),
-    envvar="DBT_PROM_TEXTFILE",
-    metavar="PATH",
-    help="Also (or only) write the metrics to this node_exporter textfile (*.prom).  "
-    "[env: DBT_PROM_TEXTFILE]",
-)
+@remote_write_options
+@delivery_options
 @click.option(
     "--force",
     is_flag=True,
@@ -169,14 +165,10 @@ def command(**kw: Any) -> None:
     wrapped = list(kw.pop("command"))
     dbt = merge_dbt(dbt_config(kw), ctx, wrapped)
     art = artifact_config(kw)
+    remote = remote_write_config(kw)
     gateway = gateway_config(kw)
     opts = RunOptions(meta_labels=meta_labels(kw), fail_on=FailOn(kw.pop("fail_on")))
-    textfile_path = kw.pop("textfile")
-    if textfile_path is not None:
-        textfile.check_path(textfile_path)
-    delivery = DeliveryOptions(gateway=gateway, textfile=textfile_path)
-    if gateway is None and textfile_path is None:
-        raise UsageError("nowhere to push: give --gateway URL (or DBT_PROM_GATEWAY) or --textfile PATH")
+    delivery = delivery_config(kw, dbt, gateway, remote)
     ignore_push_failure = kw.pop("ignore_push_failure")
 
     code = run_wrapped(wrapped)
@@ -189,11 +181,7 @@ def command(**kw: Any) -> None:
         run = api.collect(dbt, art, opts, on_event=on_event)
         for message in run.warnings:
             warn(message)
-        if art.no_run and not art.force and delivery.gateway is not None:
-            api.check_not_already_pushed(run, delivery.gateway)
-        result = api.deliver(run, delivery)
-        for where in result.destinations:
-            click.echo(f"dbt-prom: pushed {len(run.checks)} sources to {where}", err=True)
+        deliver(run, delivery, art, "text")
         report(run, "text")
         if code == 0:
             gate(run, opts.fail_on)
