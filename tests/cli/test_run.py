@@ -131,9 +131,13 @@ def test_push_failure_precedence(sample_project: DbtProjectEnv) -> None:
     sample_project.dbt("source", "freshness", check=False)
     dead = f"http://127.0.0.1:{servers.free_port()}"
     common = [*sample_project.cli_args(), "--no-run", "--gateway", dead, "--retries", "0"]
-    ok_then_push_fails = hook(sample_project, *common, "--", "true")
+    spill = sample_project.project_dir / "spill"
+    ok_then_push_fails = hook(sample_project, *common, "--spill-dir", str(spill), "--", "true")
     assert ok_then_push_fails.returncode == 4, ok_then_push_fails.stderr
     assert "Traceback" not in ok_then_push_fails.stderr
+    # nothing lost: the run waits in the spill dir, and the message says how to replay it
+    assert len(list(spill.glob("*.json"))) == 1
+    assert "dbt-prom replay" in ok_then_push_fails.stderr
     ignored = hook(sample_project, *common, "--ignore-push-failure", "--", "true")
     assert ignored.returncode == 0 and "push failed" in ignored.stderr
     both_fail = hook(sample_project, *common, "--", "false")
