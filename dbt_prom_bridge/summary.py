@@ -46,11 +46,38 @@ def _threshold_text(check: SourceCheck) -> str:
     return ", ".join(parts) or "-"
 
 
-def table(run: FreshnessRun, colour: bool = False, now: Callable[[], float] = time.time) -> str:
-    """A plain-text table: source, status, age, threshold; then a one-line total."""
+#: Rows the table shows by default; beyond that the most severe sources are kept.
+DEFAULT_ROWS = 100
+_SEVERITY = {
+    Status.ERROR: 0,
+    Status.RUNTIME_ERROR: 1,
+    Status.WARN: 2,
+    Status.NOT_RUN: 3,
+    Status.PASS: 4,
+}
+
+
+def table(
+    run: FreshnessRun,
+    colour: bool = False,
+    now: Callable[[], float] = time.time,
+    limit: int | None = DEFAULT_ROWS,
+) -> str:
+    """A plain-text table: source, status, age, threshold; then a one-line total.
+
+    With more than ``limit`` sources only the ``limit`` most severe are listed (in name order)
+    and a line says how many were left out: 100,000 rows on stderr help nobody.
+    """
     t = now()
+    checks: tuple[SourceCheck, ...] | list[SourceCheck] = run.checks
+    hidden = 0
+    if limit is not None and len(checks) > limit:
+        order = {id(c): i for i, c in enumerate(checks)}
+        worst = sorted(checks, key=lambda c: _SEVERITY[c.status])[:limit]
+        hidden = len(checks) - len(worst)
+        checks = sorted(worst, key=lambda c: order[id(c)])
     rows = [("SOURCE", "STATUS", "AGE", "THRESHOLD")]
-    for check in run.checks:
+    for check in checks:
         name = f"{check.source_name}.{check.table_name}"
         rows.append((name, check.status.value, _age_text(check, t), _threshold_text(check)))
     widths = [min(60, max(len(r[i]) for r in rows)) for i in range(4)]
@@ -61,6 +88,10 @@ def table(run: FreshnessRun, colour: bool = False, now: Callable[[], float] = ti
             status = Status(row[1])
             cells[1] = f"{_COLOURS[status]}{cells[1]}{_RESET}"
         lines.append("  ".join(cells).rstrip())
+    if hidden:
+        lines.append(
+            f"... {hidden} more not shown (the {len(checks)} most severe are); --format json lists all"
+        )
     counts = run.counts()
     total = ", ".join(f"{counts[s]} {s.value}" for s in STATUSES if counts[s])
     where = f"{run.project}/{run.target}" if run.project else run.target

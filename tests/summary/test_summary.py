@@ -68,3 +68,21 @@ def test_json_has_everything() -> None:
     assert fresh["age_seconds"] == 120
     assert fresh["warn_after_seconds"] == 3600
     assert fresh["meta"] == {"owner": "alice"}
+
+
+def test_large_runs_list_the_most_severe_sources_only() -> None:
+    import dataclasses
+
+    many = [check(f"t{i:04d}", Status.PASS, 60) for i in range(500)]
+    many[250] = check("t0250", Status.ERROR, 60)
+    many[7] = check("t0007", Status.WARN, 60)
+    run = dataclasses.replace(RUN, checks=tuple(many))
+    out = table(run, now=lambda: NOW, limit=10).splitlines()
+    rows = out[1:-2]
+    assert len(rows) == 10
+    assert [r.split()[0] for r in rows][:2] == ["s.t0000", "s.t0001"]  # name order kept
+    assert any("s.t0250" in r and "error" in r for r in rows)
+    assert any("s.t0007" in r and "warn" in r for r in rows)
+    assert out[-2] == "... 490 more not shown (the 10 most severe are); --format json lists all"
+    assert out[-1] == "500 sources in p/dev: 498 pass, 1 warn, 1 error"
+    assert len(table(run, now=lambda: NOW, limit=None).splitlines()) == 502
