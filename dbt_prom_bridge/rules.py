@@ -46,7 +46,7 @@ import math
 import os
 import shlex
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from functools import lru_cache
 from pathlib import Path
@@ -230,6 +230,14 @@ class ProjectSources:
 
     project: str
     sources: tuple[SourceDef, ...]
+    #: This project's ``--meta-label`` keys when they differ from the command's (a projects file).
+    meta_labels: tuple[str, ...] | None = None
+
+    def options(self, opts: RulesOptions) -> RulesOptions:
+        """``opts`` as they apply to this project."""
+        if self.meta_labels is None or self.meta_labels == opts.meta_labels:
+            return opts
+        return replace(opts, meta_labels=self.meta_labels)
 
 
 @dataclass(frozen=True)
@@ -249,9 +257,14 @@ def project_of(manifest: Manifest) -> str:
     return packages[0] if packages else ""
 
 
-def plan(manifests: Sequence[Manifest], opts: RulesOptions) -> Plan:
+def plan(
+    manifests: Sequence[Manifest],
+    opts: RulesOptions,
+    meta_labels: Sequence[tuple[str, ...] | None] | None = None,
+) -> Plan:
     """Pick the sources that get rules, per project; collect what had to be skipped (pure).
 
+    ``meta_labels``: per manifest, its own meta label keys (None: the command's).
     Raises :class:`ThresholdError` (exit 2) when nothing has freshness configured, or with
     ``strict`` when a threshold cannot become a rule.
     """
@@ -263,7 +276,10 @@ def plan(manifests: Sequence[Manifest], opts: RulesOptions) -> Plan:
     problems: list[str] = []
     projects: list[ProjectSources] = []
     seen_projects: dict[str, str] = {}
-    for manifest in manifests:
+    overrides = list(meta_labels) if meta_labels is not None else [None] * len(manifests)
+    if len(overrides) != len(manifests):
+        raise UsageError("one meta label override per manifest")
+    for manifest, own_meta in zip(manifests, overrides, strict=True):
         project = opts.project if opts.project is not None else project_of(manifest)
         where = manifest.path or "the manifest"
         if not project:
@@ -320,7 +336,7 @@ def plan(manifests: Sequence[Manifest], opts: RulesOptions) -> Plan:
         if not configured:
             warnings.append(f"{where} (project {project}): no selected source has freshness configured")
         if chosen:
-            projects.append(ProjectSources(project, tuple(chosen.values())))
+            projects.append(ProjectSources(project, tuple(chosen.values()), own_meta))
     if problems and opts.strict:
         raise ThresholdError(
             f"{problems[0]} (and {len(problems) - 1} more)" if len(problems) > 1 else problems[0]
@@ -333,8 +349,14 @@ def plan(manifests: Sequence[Manifest], opts: RulesOptions) -> Plan:
             f"{' among the selected ones' if opts.select or opts.exclude else ''}: there is nothing to "
             "alert on; configure `freshness:` on your sources in dbt"
         )
-    if opts.mode is Mode.DYNAMIC and "runbook_url" not in opts.meta_labels:
-        own = sum(1 for p in projects for s in p.sources if s.meta_get("runbook_url"))
+    if opts.mode is Mode.DYNAMIC:
+        own = sum(
+            1
+            for p in projects
+            if "runbook_url" not in p.options(opts).meta_labels
+            for s in p.sources
+            if s.meta_get("runbook_url")
+        )
         if own:
             warnings.append(
                 f"{own} source(s) set meta.runbook_url, which dynamic rules only see as a pushed label: "
@@ -852,6 +874,7 @@ def groups(project: ProjectSources, opts: RulesOptions) -> list[Group]:
     state rules, then one group ``<group>/<project>/<source_name>`` per dbt source with the
     threshold rules of its tables (Prometheus evaluates groups concurrently).
     """
+    opts = project.options(opts)
     base = f"{opts.group_name}/{project.project}"
     name = project.project
     if opts.mode is Mode.DYNAMIC:
@@ -877,6 +900,8 @@ class Inputs:
     project_dir: str | None = None
     target: str | None = None
     vars: str | None = None
+    #: ``--projects FILE``.
+    projects_file: str | None = None
 
 
 @dataclass(frozen=True)
@@ -951,8 +976,11 @@ def command_line(inputs: Inputs, opts: RulesOptions, outputs: Outputs) -> str:
     def add(flag: str, value: object) -> None:
         args.extend([flag, _arg(str(value))])
 
-    if not inputs.manifests and not inputs.artifacts_dirs and inputs.project_dir not in (None, ".", ""):
+    explicit = inputs.manifests or inputs.artifacts_dirs or inputs.projects_file
+    if not explicit and inputs.project_dir not in (None, ".", ""):
         add("--project-dir", inputs.project_dir)
+    if inputs.projects_file:
+        add("--projects", inputs.projects_file)
     for flag, value in (("--target", inputs.target), ("--vars", inputs.vars)):
         if value:
             add(flag, value)
@@ -1061,13 +1089,17 @@ def generate(
     opts: RulesOptions,
     outputs: Outputs = Outputs(),
     inputs: Inputs = Inputs(),
+    meta_labels: Sequence[tuple[str, ...] | None] | None = None,
 ) -> Generated:
-    """Rules (and promtool tests) for ``manifests``, as texts keyed by where they go (pure)."""
+    """Rules (and promtool tests) for ``manifests``, as texts keyed by where they go (pure).
+
+    ``meta_labels``: per manifest, its own ``--meta-label`` keys (a projects file's entries).
+    """
     from dbt_prom_bridge import rules_tests
 
     opts = opts.validated()
     outputs = outputs.validated()
-    the_plan = plan(manifests, opts)
+    the_plan = plan(manifests, opts, meta_labels)
     command = command_line(inputs, opts, outputs)
     warnings = list(the_plan.warnings)
     files: list[GeneratedFile] = []

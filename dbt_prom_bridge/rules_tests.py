@@ -237,7 +237,7 @@ class Builder:
         self.project = project
         #: The other projects of the same rule file: their runs are fresh in the run-level scenarios.
         self.others = tuple(others)
-        self.opts = opts
+        self.opts = opts = project.options(opts)
         self.interval = eval_interval(opts)
         self.target = sorted(opts.target_labels)[0] if opts.target_labels else TEST_TARGET
         #: Samples every ``sample_every`` seconds: dense, or sparse like remote write.

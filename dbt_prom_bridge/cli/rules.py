@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,55 @@ def load_manifests(
     from dbt_prom_bridge.runner import parse_project
 
     return [parse_project(dbt)]
+
+
+@dataclass(frozen=True)
+class Loaded:
+    manifests: list[Manifest]
+    #: Per manifest, its own meta label keys (projects file entries), None: the command's.
+    meta_labels: list[tuple[str, ...] | None]
+    notes: list[str]
+
+
+def _thresholds(manifest: Manifest) -> dict[str, tuple[object, object]]:
+    return {uid: (s.warn_after, s.error_after) for uid, s in manifest.sources.items() if s.has_freshness}
+
+
+def load_projects(path: Path, dbt: DbtOptions) -> Loaded:
+    """The manifests of a projects file (``push --projects``): each entry's ``manifest``,
+    ``artifacts_dir``/manifest.json, or its project parsed in-process.
+
+    Entries of the same project with other targets share its rules (rules match every target)
+    when they declare the same thresholds; different thresholds per target are refused."""
+    from dbt_prom_bridge import multi
+
+    specs = multi.load(path, dbt)
+    loaded = Loaded([], [], [])
+    first: dict[str, tuple[str, Manifest, tuple[str, ...] | None]] = {}
+    for spec in specs:
+        if spec.artifacts.manifest is not None:
+            manifest = read_manifest(spec.artifacts.manifest)
+        elif spec.artifacts.artifacts_dir is not None:
+            manifest = read_manifest(spec.artifacts.artifacts_dir / "manifest.json")
+        else:
+            from dbt_prom_bridge.runner import parse_project
+
+            manifest = parse_project(replace(spec.dbt, select=(), exclude=()))
+        name = rules.project_of(manifest)
+        if name in first:
+            where, other, meta = first[name]
+            if _thresholds(other) != _thresholds(manifest) or meta != spec.meta_labels:
+                raise UsageError(
+                    f"{spec.where} and {where} are both project {name!r} but declare different "
+                    "thresholds or meta_labels (per target); generate their rules separately, "
+                    "each with --target-label"
+                )
+            loaded.notes.append(f"{spec.where}: same project and thresholds as {where}, same rules")
+            continue
+        first[name] = (spec.where, manifest, spec.meta_labels)
+        loaded.manifests.append(manifest)
+        loaded.meta_labels.append(spec.meta_labels)
+    return loaded
 
 
 def _read(path: Path) -> str | None:
@@ -115,6 +165,12 @@ def _nonempty(ctx: click.Context, param: click.Parameter, value: str | None) -> 
     multiple=True,
     type=click.Path(file_okay=False, path_type=Path),
     help="Directory holding a manifest.json (e.g. a project's target/). Repeatable.",
+)
+@click.option(
+    "--projects",
+    "projects_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A projects file (as `dbt-prom push --projects`): rules for each of its projects.",
 )
 @click.option(
     "--project",
@@ -266,26 +322,32 @@ def command(**kw: Any) -> None:
     ).validated()
     if kw["check"] and outputs.out is None and outputs.out_dir is None:
         raise UsageError("--check compares with the --out file; give --out PATH (or --out-dir)")
+    projects_file: Path | None = kw["projects_file"]
     inputs = rules.Inputs(
         manifests=tuple(str(p) for p in kw["manifests"]),
         artifacts_dirs=tuple(str(p) for p in kw["artifacts_dirs"]),
         project_dir=str(dbt.project_dir),
         target=dbt.target,
         vars=dbt.vars,
+        projects_file=str(projects_file) if projects_file is not None else None,
     )
     # Parse without the selection: rules apply it to the manifest themselves.
-    manifests = load_manifests(
-        DbtOptions(
-            project_dir=dbt.project_dir,
-            profiles_dir=dbt.profiles_dir,
-            target=dbt.target,
-            vars=dbt.vars,
-            target_path=dbt.target_path,
-        ),
-        tuple(kw["manifests"]),
-        tuple(kw["artifacts_dirs"]),
-    )
-    generated = rules.generate(manifests, opts, outputs, inputs)
+    unselected = replace(dbt, select=(), exclude=())
+    if projects_file is not None:
+        ctx = click.get_current_context()
+        from click.core import ParameterSource
+
+        if kw["manifests"] or kw["artifacts_dirs"]:
+            raise UsageError("give either --projects or --manifest/--artifacts-dir")
+        if ctx.get_parameter_source("project_dir") is ParameterSource.COMMANDLINE:
+            raise UsageError("give either --project-dir or --projects (its entries name their project_dir)")
+        loaded = load_projects(projects_file, unselected)
+    else:
+        manifests = load_manifests(unselected, tuple(kw["manifests"]), tuple(kw["artifacts_dirs"]))
+        loaded = Loaded(manifests, [None] * len(manifests), [])
+    for note in loaded.notes:
+        click.echo(f"dbt-prom: {note}", err=True)
+    generated = rules.generate(loaded.manifests, opts, outputs, inputs, loaded.meta_labels)
     for warning in generated.warnings:
         click.echo(f"dbt-prom: warning: {warning}", err=True)
     write_or_check(generated, kw["check"])

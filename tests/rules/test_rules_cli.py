@@ -264,3 +264,83 @@ def test_a_project_dbt_cannot_parse_exits_3(tmp_path: Path, capsys: pytest.Captu
     assert code == 3, err
     assert out == "" and "Traceback" not in err and err.startswith("dbt-prom: error: ")
     assert not (tmp_path / "r.yml").exists()
+
+
+def projects_file(tmp_path: Path, entries: list[dict[str, object]]) -> Path:
+    import yaml
+
+    path = tmp_path / "projects.yml"
+    path.write_text(yaml.safe_dump({"projects": entries}))
+    return path
+
+
+def other_manifest(tmp_path: Path, name: str, error_days: int = 5) -> Path:
+    doc = json.loads(SAMPLE_MANIFEST.read_text())
+    doc["metadata"]["project_name"] = name
+    for node in doc["sources"].values():
+        if node["source_name"] == "finance" and node["name"] == "transactions":
+            node["freshness"]["error_after"] = {"count": error_days, "period": "day"}
+    path = tmp_path / name / "manifest.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc))
+    return path
+
+
+@requires("promtool")
+def test_projects_file_gives_rules_per_project_with_their_own_meta_labels(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The projects file of `dbt-prom push --projects`: one rule group per project; a second
+    target of the same project shares its rules; an entry's meta_labels apply to its project."""
+    finance = other_manifest(tmp_path, "finance_project")
+    path = projects_file(
+        tmp_path,
+        [
+            {"project_dir": ".", "manifest": str(SAMPLE_MANIFEST), "target": "prod"},
+            {"project_dir": ".", "manifest": str(SAMPLE_MANIFEST), "target": "dev"},
+            {"project_dir": "finance", "manifest": "finance_project/manifest.json", "meta_labels": ["team"]},
+        ],
+    )
+    assert finance.exists()
+    out, tests = tmp_path / "r.yml", tmp_path / "tests" / "r.test.yml"
+    args = ["rules", "--projects", str(path), *META, "--out", str(out), "--tests", str(tests)]
+    code, _, err = run_cli(args, capsys)
+    assert code == 0, err
+    assert (
+        f"projects.yml entry 2 ({tmp_path.name}/dev): same project and thresholds as projects.yml entry 1"
+        in err
+    )
+    text = out.read_text()
+    assert f"--projects {path}" in text.splitlines()[1]
+    import yaml
+
+    doc = yaml.safe_load(text)
+    names = [g["name"] for g in doc["groups"]]
+    assert "dbt-freshness/dbt_prom_demo" in names and "dbt-freshness/finance_project" in names
+    finance_rules = [
+        r for g in doc["groups"] if g["name"].startswith("dbt-freshness/finance_project/") for r in g["rules"]
+    ]
+    assert finance_rules and all("owner" not in r["labels"] and "team" in r["labels"] for r in finance_rules)
+    assert_check_rules(out)
+    assert_test_rules(tests)
+    code, _, err = run_cli([*args, "--check"], capsys)
+    assert code == 0, err
+
+
+def test_projects_file_refuses_targets_with_different_thresholds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    prod = other_manifest(tmp_path / "a", "same_project", error_days=5)
+    dev = other_manifest(tmp_path / "b", "same_project", error_days=9)
+    path = projects_file(
+        tmp_path,
+        [
+            {"project_dir": ".", "manifest": str(prod), "target": "prod"},
+            {"project_dir": ".", "manifest": str(dev), "target": "dev"},
+        ],
+    )
+    code, out, err = run_cli(["rules", "--projects", str(path)], capsys)
+    assert code == 2 and out == ""
+    assert "are both project 'same_project' but declare different thresholds" in err
+    code, _, err = run_cli(["rules", "--projects", str(path), "--manifest", str(prod)], capsys)
+    assert code == 2 and "either --projects or --manifest" in err
