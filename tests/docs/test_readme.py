@@ -17,7 +17,9 @@ def test_readme_generated_sections_are_current() -> None:
         text=True,
     )
     assert result.returncode == 0, (
-        "README.md is out of date with the code; regenerate it with `make docs`\n" + result.stdout + result.stderr
+        "README.md is out of date with the code; regenerate it with `make docs`\n"
+        + result.stdout
+        + result.stderr
     )
 
 
