@@ -51,3 +51,38 @@ def metrics_reference() -> str:
         labels = extra.get(name, per_source if name in PER_SOURCE_METRICS else "project, target")
         rows.append(f"| `{name}` | {labels} | {HELP[name]} |")
     return "\n".join(rows)
+
+
+def env_reference() -> str:
+    """Markdown table of every environment variable the commands read, with their flags."""
+    ctx = click.Context(cli, info_name="dbt-prom")
+    found: dict[str, dict[str, set[str]]] = {}
+    commands: list[tuple[str, click.Command]] = [("(all)", cli)]
+    for name in cli.list_commands(ctx):
+        command = cli.get_command(ctx, name)
+        assert command is not None
+        commands.append((name, command))
+    for name, command in commands:
+        for param in command.params:
+            envvars = param.envvar if isinstance(param.envvar, (list, tuple)) else [param.envvar]
+            for env in envvars:
+                if not env:
+                    continue
+                entry = found.setdefault(env, {"flags": set(), "commands": set()})
+                entry["flags"].add(max(param.opts, key=len))
+                entry["commands"].add(name)
+    extra = {
+        "DBT_PROM_GATEWAY_PASSWORD": ("(password of --gateway-user)", "push, run, replay"),
+        "DBT_PROM_GATEWAY_TOKEN": ("(bearer token)", "push, run, replay"),
+        "DBT_PROM_REMOTE_WRITE_PASSWORD": ("(password of --remote-write-user)", "push, run, replay"),
+        "DBT_PROM_REMOTE_WRITE_TOKEN": ("(bearer token)", "push, run, replay"),
+    }
+    rows = ["| variable | flag | commands |", "| --- | --- | --- |"]
+    for env in sorted(set(found) | set(extra)):
+        if env in found:
+            flags = ", ".join(f"`{f}`" for f in sorted(found[env]["flags"]))
+            commands = ", ".join(sorted(found[env]["commands"]))
+        else:
+            flags, commands = extra[env]
+        rows.append(f"| `{env}` | {flags} | {commands} |")
+    return "\n".join(rows)
