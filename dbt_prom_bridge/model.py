@@ -154,6 +154,34 @@ def validate_meta_labels(keys: Iterable[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
+#: Label names a ``--grouping-key`` may not take: the metrics already carry them (a Pushgateway
+#: silently overwrites a series label with a grouping label of the same name).
+GROUPING_RESERVED: frozenset[str] = frozenset((*SOURCE_LABELS, "status", "job", "version", "dbt_version"))
+
+
+def validate_grouping_key(
+    pairs: Iterable[tuple[str, str]], meta_labels: Iterable[str] = (), what: str = "--grouping-key"
+) -> tuple[tuple[str, str], ...]:
+    """Check extra grouping-key labels: valid label names, none the metrics carry, each once."""
+    items = tuple(pairs)
+    taken = GROUPING_RESERVED | set(meta_labels)
+    seen: set[str] = set()
+    for key, _value in items:
+        if not _LABEL_NAME.match(key) or key.startswith("__"):
+            raise UsageError(
+                f"{what} {key!r} is not a valid Prometheus label name "
+                "(letters, digits and _, not starting with a digit or __)"
+            )
+        if key in taken:
+            raise UsageError(
+                f"{what} {key} is set by dbt-prom-bridge itself (a label of the metrics); pick another label"
+            )
+        if key in seen:
+            raise UsageError(f"{what} {key} is given twice; give each label once")
+        seen.add(key)
+    return items
+
+
 @dataclass(frozen=True, slots=True)
 class FreshnessResult:
     """One entry of ``sources.json`` (or of an in-process run), version differences removed."""

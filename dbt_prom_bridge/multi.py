@@ -35,7 +35,7 @@ from dbt_prom_bridge import api, dbtproject
 from dbt_prom_bridge.config import ArtifactOptions, DbtOptions, DeliveryOptions, RunOptions
 from dbt_prom_bridge.errors import DbtPromError, ExitCode, UsageError
 from dbt_prom_bridge.exposition import PER_SOURCE_METRICS, RUN_METRICS, iter_families, iter_render
-from dbt_prom_bridge.model import FreshnessRun, validate_meta_labels
+from dbt_prom_bridge.model import FreshnessRun, validate_grouping_key, validate_meta_labels
 
 #: Keys an entry may have, and what each becomes.
 ENTRY_KEYS: tuple[str, ...] = (
@@ -143,9 +143,10 @@ def _entry(
         manifest=paths.get("manifest"),
     )
     grouping = _mapping(raw["grouping_key"], where, "grouping_key") if "grouping_key" in raw else ()
-    for key, _value in grouping:
-        if key in ("job", "project", "target"):
-            raise _fail(where, f"grouping_key {key} is set by dbt-prom-bridge itself; pick another label")
+    try:
+        validate_grouping_key(grouping, what="grouping_key")
+    except UsageError as exc:
+        raise _fail(where, str(exc)) from None
     meta = None
     if "meta_labels" in raw:
         try:
@@ -216,10 +217,17 @@ def delivery_for(spec: ProjectSpec, delivery: DeliveryOptions, spill_dir: Path |
     """The command's delivery with this entry's grouping labels and spill dir."""
     gateway, remote = delivery.gateway, delivery.remote_write
     if gateway is not None:
-        gateway = replace(gateway, grouping_key=(*gateway.grouping_key, *spec.grouping_key))
+        gateway = replace(gateway, grouping_key=_with_entry_labels(gateway.grouping_key, spec.grouping_key))
     if remote is not None:
-        remote = replace(remote, labels=(*remote.labels, *spec.grouping_key))
+        remote = replace(remote, labels=_with_entry_labels(remote.labels, spec.grouping_key))
     return replace(delivery, gateway=gateway, remote_write=remote, spill_dir=spill_dir)
+
+
+def _with_entry_labels(
+    flags: tuple[tuple[str, str], ...], entry: tuple[tuple[str, str], ...]
+) -> tuple[tuple[str, str], ...]:
+    """The ``--grouping-key`` labels with the entry's ``grouping_key`` added (the entry wins)."""
+    return tuple({**dict(flags), **dict(entry)}.items())
 
 
 def default_spill_dir(spec: ProjectSpec) -> Path:

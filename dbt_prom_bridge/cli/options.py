@@ -20,7 +20,7 @@ from dbt_prom_bridge.config import (
     parse_duration,
 )
 from dbt_prom_bridge.errors import UsageError
-from dbt_prom_bridge.model import validate_meta_labels
+from dbt_prom_bridge.model import validate_grouping_key, validate_meta_labels
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -370,7 +370,7 @@ def gateway_config(kw: dict[str, Any]) -> GatewayConfig | None:
     """The gateway config, or None when no --gateway was given (all gateway flags consumed)."""
     url = kw.pop("gateway")
     job = kw.pop("job")
-    grouping = kw.pop("grouping_key")
+    grouping = validate_grouping_key(kw.pop("grouping_key"))
     auth = http_auth(kw)
     timeout, retries = kw.pop("timeout"), kw.pop("retries")
     if not url:

@@ -43,6 +43,10 @@ def split_credentials(url: str, auth: HttpAuth) -> tuple[str, HttpAuth]:
         ) from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UsageError(f"the URL {redact_url(url)!r} must start with http:// or https:// and name a host")
+    if any(ch.isspace() or not ch.isprintable() for ch in clean):
+        raise UsageError(
+            f"the URL {redact_url(url)!r} contains a space or control character; percent-encode it"
+        )
     if userinfo is None:
         return url, auth
     raw_user, _, raw_password = userinfo.partition(":")
@@ -225,6 +229,11 @@ class HttpClient:
             raise HttpFailure(f"cannot reach {where}: {self.scrub(str(reason))}", retryable=True) from None
         except TimeoutError:
             raise HttpFailure(f"{where} did not answer within {self.timeout:g}s", retryable=True) from None
+        except http.client.InvalidURL as exc:
+            # A request path no server can be asked for: trying again cannot help.
+            raise HttpFailure(
+                f"cannot send a request to {where}: {self.scrub(str(exc))}", retryable=False
+            ) from None
         except ssl.SSLError as exc:
             raise HttpFailure(
                 f"TLS error talking to {where} ({self.scrub(str(exc))})", retryable=True

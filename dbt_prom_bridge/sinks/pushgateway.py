@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from dbt_prom_bridge.config import GatewayConfig
-from dbt_prom_bridge.errors import PushError, UsageError
+from dbt_prom_bridge.errors import PushError
 from dbt_prom_bridge.exposition import (
     BUILD_INFO,
     FAILURE_METRICS,
@@ -43,7 +43,7 @@ from dbt_prom_bridge.exposition import (
     render_bytes,
     render_families,
 )
-from dbt_prom_bridge.model import RUN_LABELS, FreshnessRun, SourceCheck
+from dbt_prom_bridge.model import RUN_LABELS, FreshnessRun, SourceCheck, validate_grouping_key
 from dbt_prom_bridge.sinks.http import HttpClient
 from dbt_prom_bridge.sinks.spill import group_lock
 
@@ -52,12 +52,11 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 def grouping_labels(run: FreshnessRun, gateway: GatewayConfig) -> tuple[tuple[str, str], ...]:
     """The grouping key of ``run`` without ``job``: project, target, then ``--grouping-key`` labels."""
-    labels: dict[str, str] = {"project": run.project, "target": run.target}
-    for key, value in gateway.grouping_key:
-        if key in ("job", "project", "target"):
-            raise UsageError(f"--grouping-key {key}=... is set by dbt-prom-bridge itself; pick another label")
-        labels[key] = value
-    return tuple(labels.items())
+    return (
+        ("project", run.project),
+        ("target", run.target),
+        *validate_grouping_key(gateway.grouping_key, run.meta_labels),
+    )
 
 
 def _segment(value: str) -> tuple[str, str]:

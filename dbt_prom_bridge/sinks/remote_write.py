@@ -58,7 +58,7 @@ from dbt_prom_bridge.exposition import (
     Family,
     iter_families,
 )
-from dbt_prom_bridge.model import FreshnessRun, SourceCheck
+from dbt_prom_bridge.model import FreshnessRun, SourceCheck, validate_grouping_key
 from dbt_prom_bridge.sinks.http import DeliveryError, HttpClient
 
 HEADERS = {
@@ -68,7 +68,6 @@ HEADERS = {
 }
 #: Sources whose series are encoded together (bounds the label-set cache at 100,000 sources).
 CHUNK_SOURCES = 1000
-_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 #: What receivers answer when samples are older than what they hold (Prometheus, Thanos, Mimir,
 #: Cortex): the data is superseded, sending it again cannot help.
 _SUPERSEDED = re.compile(
@@ -176,19 +175,7 @@ def compress(data: bytes) -> bytes:
 
 def extra_labels(run: FreshnessRun, config: RemoteWriteConfig) -> tuple[tuple[str, str], ...]:
     """``job`` and the ``--grouping-key`` labels every series of ``run`` carries."""
-    taken = {"__name__", "status", *run.meta_labels, "project", "target", "source_name", "table_name"}
-    taken |= {"database", "schema", "identifier", "version", "dbt_version"}
-    out: list[tuple[str, str]] = [("job", config.job)]
-    for key, value in config.labels:
-        if not _LABEL_NAME.match(key) or key.startswith("__"):
-            raise UsageError(f"--grouping-key {key!r} is not a valid Prometheus label name")
-        if key == "job" or key in taken:
-            raise UsageError(
-                f"--grouping-key {key}=... collides with a label dbt-prom-bridge sets on remote-written "
-                "series; pick another label"
-            )
-        out.append((key, value))
-    return tuple(out)
+    return (("job", config.job), *validate_grouping_key(config.labels, run.meta_labels))
 
 
 def families_to_send(run: FreshnessRun) -> tuple[str, ...]:

@@ -62,7 +62,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from dbt_prom_bridge import __version__
-from dbt_prom_bridge.errors import PushError
+from dbt_prom_bridge.errors import DbtPromError, PushError
 from dbt_prom_bridge.model import FreshnessRun, SourceCheck, Status, Threshold
 from dbt_prom_bridge.redact import redact_url
 
@@ -464,7 +464,7 @@ class ReplayReport:
         return len(self.pushed) + len(self.superseded) + len(self.failed)
 
 
-def _retryable(exc: PushError) -> bool:
+def _retryable(exc: DbtPromError) -> bool:
     return bool(getattr(exc, "retryable", False))
 
 
@@ -495,7 +495,7 @@ def replay(
                 continue
             try:
                 outcome = handler(entry)
-            except PushError as exc:
+            except DbtPromError as exc:  # a PushError, or an entry no destination can take (UsageError)
                 report.failed.append((entry, str(exc)))
                 if _retryable(exc):
                     down[where] = str(exc)

@@ -61,6 +61,15 @@ def dead() -> str:
             "is set by dbt-prom-bridge itself",
         ),
         (["push", "--gateway", "http://gw", "--grouping-key", "novalue"], "is not KEY=VALUE"),
+        # a label name the gateway cannot take (was: exit 70, or a spilled run blocking every push)
+        (
+            ["push", "--gateway", "http://gw", "--grouping-key", "r\u00e9gion=x"],
+            "not a valid Prometheus label",
+        ),
+        (["push", "--gateway", "http://gw", "--grouping-key", "a b=c"], "not a valid Prometheus label"),
+        # a label of the metrics (the gateway would overwrite it on every series)
+        (["push", "--gateway", "http://gw", "--grouping-key", "source_name=x"], "is set by dbt-prom-bridge"),
+        (["push", "--gateway", "http://gw", "--grouping-key", "a=1", "--grouping-key", "a=2"], "given twice"),
         (["push", "--gateway", "http://gw", "--retries", "99"], "--retries"),
         (["push", "--gateway", "http://gw", "--timeout", "soon"], "not a duration"),
     ],

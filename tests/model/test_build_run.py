@@ -18,6 +18,7 @@ from dbt_prom_bridge.model import (
     meta_value,
     parse_status,
     split_unique_id,
+    validate_grouping_key,
     validate_meta_labels,
 )
 
@@ -185,6 +186,31 @@ def test_bad_meta_labels(keys: tuple[str, ...], message: str) -> None:
 
 def test_meta_labels_keep_order_without_duplicates() -> None:
     assert validate_meta_labels(["team", "owner", "team"]) == ("team", "owner")
+
+
+@pytest.mark.parametrize(
+    ("pairs", "message"),
+    [
+        ((("a b", "c"),), "not a valid Prometheus label name"),
+        ((("r\u00e9gion", "x"),), "not a valid Prometheus label name"),
+        ((("__name__", "x"),), "not a valid Prometheus label name"),
+        ((("target", "x"),), "is set by dbt-prom-bridge itself"),
+        ((("source_name", "x"),), "is set by dbt-prom-bridge itself"),
+        ((("status", "x"),), "is set by dbt-prom-bridge itself"),
+        ((("owner", "x"),), "is set by dbt-prom-bridge itself"),  # a --meta-label key
+        ((("region", "a"), ("region", "b")), "given twice"),
+    ],
+)
+def test_bad_grouping_keys(pairs: tuple[tuple[str, str], ...], message: str) -> None:
+    # A Pushgateway overwrites a series label with a grouping label of the same name, and a label
+    # name it cannot route is sent raw in the URL path: both refused before anything is sent.
+    with pytest.raises(UsageError, match=message):
+        validate_grouping_key(pairs, meta_labels=("owner",))
+
+
+def test_good_grouping_keys_keep_their_order_and_values() -> None:
+    pairs = (("region", "eu/west"), ("instance", ""), ("tier", "\u00fc\u65e5"))
+    assert validate_grouping_key(iter(pairs)) == pairs
 
 
 @pytest.mark.parametrize("uid", ["source.a.b", "model.a.b.c", "source..b.c", "sample_source"])

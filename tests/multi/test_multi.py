@@ -12,7 +12,13 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from dbt_prom_bridge import multi, synthetic
 from dbt_prom_bridge.artifacts import parse_manifest, parse_sources
-from dbt_prom_bridge.config import ArtifactOptions, DbtOptions
+from dbt_prom_bridge.config import (
+    ArtifactOptions,
+    DbtOptions,
+    DeliveryOptions,
+    GatewayConfig,
+    RemoteWriteConfig,
+)
 from dbt_prom_bridge.errors import CheckFailed, DbtRunError, ExitCode, PushError, UsageError
 from dbt_prom_bridge.exposition import RUN_TIMESTAMP
 from dbt_prom_bridge.model import RunContext, build_run
@@ -78,6 +84,8 @@ projects:
         ("projects:\n  - just-a-string", "entry 1: is not a mapping"),
         ("projects:\n  - project_dir: a\n    grouping_key: {job: x}", "grouping_key job is set by dbt-prom"),
         ("projects:\n  - project_dir: a\n    grouping_key: [x]", "grouping_key must be a mapping"),
+        ("projects:\n  - project_dir: a\n    grouping_key: {a b: x}", "not a valid Prometheus label"),
+        ("projects:\n  - project_dir: a\n    grouping_key: {status: x}", "grouping_key status is set by"),
         ("projects:\n  - project_dir: a\n    meta_labels: [target]", "collides with a label"),
         ("projects:\n  - project_dir: a\n    select: {a: 1}", "select must be a string or a list"),
         ("projects:\n  - project_dir: a\n  - project_dir: ./a", "entry 2 (a) repeats projects.yml entry 1"),
@@ -97,6 +105,20 @@ def test_the_same_project_with_two_targets_is_two_entries(tmp_path: Path) -> Non
         "projects:\n  - {project_dir: a, target: prod}\n  - {project_dir: a, target: dev}\n",
     )
     assert [s.dbt.target for s in multi.load(path)] == ["prod", "dev"]
+
+
+def test_an_entry_grouping_key_overrides_the_same_flag_label(tmp_path: Path) -> None:
+    path = write_file(
+        tmp_path / "projects.yml", "projects:\n  - {project_dir: a, grouping_key: {team: fin}}\n"
+    )
+    (spec,) = multi.load(path)
+    gateway = GatewayConfig(url="http://gw", grouping_key=(("team", "all"), ("region", "eu")))
+    remote = RemoteWriteConfig(url="http://rw", labels=(("team", "all"),))
+    delivery = multi.delivery_for(spec, DeliveryOptions(gateway=gateway, remote_write=remote), None)
+    assert delivery.gateway is not None and delivery.remote_write is not None
+    # one label each, the entry's value: a repeated label would be refused (or sent twice)
+    assert delivery.gateway.grouping_key == (("team", "fin"), ("region", "eu"))
+    assert delivery.remote_write.labels == (("team", "fin"),)
 
 
 def test_a_missing_file() -> None:

@@ -203,10 +203,19 @@ def test_basic_and_bearer_together_are_refused() -> None:
         HttpClient("http://h", HttpAuth(username="u", password=Secret("p"), token=Secret("t")))
 
 
-@pytest.mark.parametrize("url", ["ftp://h/x", "h:9091", "http://", "http://[::1"])
+@pytest.mark.parametrize("url", ["ftp://h/x", "h:9091", "http://", "http://[::1", "http://h:9091/a b"])
 def test_bad_urls_are_usage_errors(url: str) -> None:
     with pytest.raises(UsageError):
         HttpClient(url)
+
+
+def test_a_path_no_server_can_be_asked_for_fails_at_once_not_as_a_down_gateway() -> None:
+    # Retryable failures make replay treat the gateway as down and hold back every newer run.
+    sleeps = Sleeps()
+    with Loopback([Reply(200)]) as srv, pytest.raises(DeliveryError) as exc:
+        client(srv.url, sleeps, retries=3).request("PUT", "/metrics/job/j/a b/c", b"x")
+    assert not exc.value.retryable and sleeps.calls == []
+    assert "cannot send a request to" in str(exc.value)
 
 
 def test_unreadable_ca_is_a_usage_error(tmp_path) -> None:

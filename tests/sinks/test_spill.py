@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from dbt_prom_bridge import api
 from dbt_prom_bridge.config import GatewayConfig
-from dbt_prom_bridge.errors import PushError
+from dbt_prom_bridge.errors import PushError, UsageError
 from dbt_prom_bridge.model import Status, Threshold
 from dbt_prom_bridge.sinks import spill
 from dbt_prom_bridge.sinks.http import DeliveryError
@@ -196,6 +196,20 @@ def test_a_permanent_failure_keeps_only_that_entry(tmp_path: Path) -> None:
     report = spill.replay(tmp_path, {"pushgateway": handler})
     assert [e.path for e, _ in report.failed] == [first] and [e.path for e in report.pushed] == [second]
     assert first.exists() and not second.exists()
+
+
+def test_an_entry_no_destination_can_take_is_kept_and_the_replay_goes_on(tmp_path: Path) -> None:
+    bad = spill.spill_run(tmp_path, run(at=T0), replace(DEST, grouping_key=(("a b", "c"),)), "x")
+    good = spill.spill_run(tmp_path, run(at=T0 + 10), DEST, "x")
+
+    def handler(entry: SpilledRun) -> spill.Outcome:
+        if entry.path == bad:
+            raise UsageError("--grouping-key 'a b' is not a valid Prometheus label name")
+        return PUSHED
+
+    report = spill.replay(tmp_path, {"pushgateway": handler})
+    assert [e.path for e, _ in report.failed] == [bad] and [e.path for e in report.pushed] == [good]
+    assert report.down == {} and bad.exists() and not good.exists()
 
 
 def test_unknown_kinds_and_filtered_entries_are_kept(tmp_path: Path) -> None:
