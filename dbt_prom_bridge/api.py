@@ -234,14 +234,18 @@ def deliver(
     destinations: list[str] = []
     held = run
     carried = 0
+    failures: list[PushError] = []
     if delivery.textfile is not None:
         from dbt_prom_bridge.sinks import textfile
 
-        written = textfile.write(run, delivery.textfile)
-        held, carried = written.run, written.carried_over
-        destinations.append(str(written.path))
+        try:
+            written = textfile.write(run, delivery.textfile)
+        except PushError as exc:  # the gateway and remote write still get the run
+            failures.append(exc)
+        else:
+            held, carried = written.run, written.carried_over
+            destinations.append(str(written.path))
     replayed = None
-    failures: list[PushError] = []
     if delivery.gateway is not None:
         if delivery.spill_dir is not None and delivery.auto_replay:
             replayed = replay_pending(delivery.gateway, delivery.spill_dir)
@@ -285,14 +289,15 @@ def _noted(error: PushError, note: str) -> PushError:
 
 
 def _combined(failures: list[PushError]) -> PushError:
-    """One error for the destinations that failed (a gateway and a remote write endpoint)."""
+    """One error naming every destination that failed (textfile, gateway, remote write); a
+    spilled run stays a ``RunSpilled`` (its replay hint)."""
     if len(failures) == 1:
         return failures[0]
-    first, last = failures[0], failures[-1]
-    if isinstance(last, spill.RunSpilled):
-        cause = PushError(f"{first}; and {last.cause}", status=first.status)
-        return spill.RunSpilled(cause, last.path, last.directory)
-    return PushError(f"{first}; and {last}", status=first.status)
+    spilled = [f for f in failures if isinstance(f, spill.RunSpilled)]
+    carrier = spilled[-1] if spilled else None
+    text = "; and ".join(str(carrier.cause) if f is carrier else str(f) for f in failures)
+    cause = PushError(text, status=failures[0].status)
+    return spill.RunSpilled(cause, carrier.path, carrier.directory) if carrier is not None else cause
 
 
 def push_remote_write(

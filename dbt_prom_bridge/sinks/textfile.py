@@ -114,7 +114,10 @@ def write_atomic(path: Path, text: str, mode: int = FILE_MODE) -> None:
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     except OSError as exc:
-        raise PushError(f"cannot write the textfile in {directory}: {exc.strerror or exc}") from None
+        raise PushError(
+            f"cannot write the textfile in {directory}: {exc.strerror or exc}; check that the directory "
+            "is writable by this user"
+        ) from None
     temp = Path(tmp)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
@@ -126,7 +129,10 @@ def write_atomic(path: Path, text: str, mode: int = FILE_MODE) -> None:
     except OSError as exc:
         with contextlib.suppress(OSError):
             temp.unlink()
-        raise PushError(f"cannot write the textfile {path}: {exc.strerror or exc}") from None
+        raise PushError(
+            f"cannot write the textfile {path}: {exc.strerror or exc}; check that its directory is "
+            "writable by this user"
+        ) from None
     with contextlib.suppress(OSError):
         dir_fd = os.open(directory, os.O_RDONLY)
         try:

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from dbt_prom_bridge import api
+from dbt_prom_bridge.config import DeliveryOptions, GatewayConfig
 from dbt_prom_bridge.errors import PushError, UsageError
 from dbt_prom_bridge.exposition import RUN_SUCCESS, STATUS
 from dbt_prom_bridge.model import FreshnessRun, SourceCheck, Status, Threshold
@@ -204,3 +206,23 @@ def test_real_node_exporter_serves_the_file(tmp_path: Path) -> None:
     assert statuses == {"orders": "pass", "refunds": "warn", 'we"ird\\name\n': "error"}
     errors = [v for name, _, v in scraped if name == "node_textfile_scrape_error"]
     assert errors == [0.0], "node_exporter accepted the file"
+
+
+@pytest.mark.e2e
+@requires("prometheus-pushgateway")
+def test_a_textfile_that_cannot_be_written_does_not_stop_the_gateway_push(
+    tmp_path: Path, pushgateway: servers.Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full_disk(path: Path, text: str, mode: int = textfile.FILE_MODE) -> None:
+        raise PushError(f"cannot write the textfile {path}: No space left on device")
+
+    monkeypatch.setattr(textfile, "write_atomic", full_disk)
+    delivery = DeliveryOptions(
+        gateway=GatewayConfig(url=pushgateway.url, retries=0), textfile=tmp_path / "dbt.prom"
+    )
+    with pytest.raises(PushError) as failed:
+        api.deliver(RUN, delivery)
+    message = str(failed.value)
+    assert "No space left on device" in message and "all the same" in message
+    held = [s for s in scrape(f"{pushgateway.url}/metrics") if s[0] == RUN_SUCCESS]
+    assert [(labels["project"], value) for _, labels, value in held] == [("shop", 1.0)]
