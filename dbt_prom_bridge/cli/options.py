@@ -91,7 +91,7 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> 
     if value is None:
         return None
     try:
-        return parse_duration(value, f"--{param.name and param.name.replace('_', '-')}")
+        return parse_duration(value, param.opts[0] if param.opts else "duration")
     except UsageError as exc:
         raise click.BadParameter(str(exc)) from None
 
