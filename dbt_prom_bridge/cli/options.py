@@ -145,7 +145,8 @@ artifact_options = _stack(
 
 
 def artifact_config(kw: dict[str, Any]) -> ArtifactOptions:
-    return ArtifactOptions(
+    """The artifact options; refuses artifact files a dbt run would ignore (without --no-run)."""
+    art = ArtifactOptions(
         no_run=kw.pop("no_run"),
         artifacts_dir=kw.pop("artifacts_dir"),
         sources_json=kw.pop("sources_json"),
@@ -154,6 +155,13 @@ def artifact_config(kw: dict[str, Any]) -> ArtifactOptions:
         allow_stale=kw.pop("allow_stale_artifact"),
         force=kw.pop("force", False),
     )
+    for flag, given in (("--sources-json", art.sources_json), ("--manifest", art.manifest)):
+        if given is not None and not art.no_run:
+            raise UsageError(
+                f"{flag} only makes sense with --no-run (a dbt run reads the artifacts it writes); "
+                "add --no-run, or drop it"
+            )
+    return art
 
 
 meta_label_option = click.option(

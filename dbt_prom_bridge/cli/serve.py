@@ -20,7 +20,6 @@ from dbt_prom_bridge.cli.options import (
     meta_labels,
 )
 from dbt_prom_bridge.config import RunOptions
-from dbt_prom_bridge.errors import UsageError
 from dbt_prom_bridge.serve import DEFAULT_LISTEN, Exporter, Refresher, parse_listen
 
 
@@ -59,8 +58,6 @@ def command(**kw: Any) -> None:
     """
     dbt = dbt_config(kw)
     art = artifact_config(kw)
-    if art.sources_json is not None and not art.no_run:
-        raise UsageError("--sources-json only makes sense with --no-run")
     opts = RunOptions(meta_labels=meta_labels(kw))
     listen = parse_listen(kw["listen"])
     refresher = Refresher(dbt, art, opts, on_event=None)

@@ -22,3 +22,17 @@ def test_a_bad_duration_names_the_flag_as_typed(
         main(args)
     assert exc.value.code == 2
     assert f"{named} is not a duration" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["push", "serve", "run"])
+@pytest.mark.parametrize("flag", ["--manifest", "--sources-json"])
+def test_artifact_files_without_no_run_are_refused_not_ignored(
+    command: str, flag: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A dbt run reads what it writes: a --manifest given to it was silently ignored (even one of
+    # another project).
+    tail = ["--", "true"] if command == "run" else []
+    with pytest.raises(SystemExit) as exc:
+        main([command, flag, "elsewhere.json", *tail])
+    assert exc.value.code == 2
+    assert f"{flag} only makes sense with --no-run" in capsys.readouterr().err
