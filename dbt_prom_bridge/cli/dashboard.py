@@ -13,7 +13,7 @@ from dbt_prom_bridge.artifacts import read_manifest
 from dbt_prom_bridge.cli import EXIT_CODES_HELP
 from dbt_prom_bridge.cli.options import (
     dbt_config,
-    dbt_options,
+    dbt_parse_options,
     duration_option,
     meta_label_option,
     meta_labels,
@@ -85,7 +85,7 @@ def write_or_check(text: str, out: Path | None, check: bool) -> None:
 
 
 @click.command("dashboard", epilog=EXIT_CODES_HELP)
-@dbt_options
+@dbt_parse_options
 @click.option(
     "--manifest",
     type=click.Path(dir_okay=False, path_type=Path),

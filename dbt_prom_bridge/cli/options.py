@@ -38,27 +38,27 @@ def env_help(text: str, env: str) -> str:
     return f"{text}  [env: {env}]"
 
 
-dbt_options = _stack(
-    click.option(
-        "--project-dir",
-        type=click.Path(file_okay=False, path_type=Path),
-        default=".",
-        envvar="DBT_PROJECT_DIR",
-        show_default=True,
-        help=env_help("dbt project directory (as in dbt).", "DBT_PROJECT_DIR"),
-    ),
-    click.option(
-        "--profiles-dir",
-        type=click.Path(file_okay=False, path_type=Path),
-        envvar="DBT_PROFILES_DIR",
-        help=env_help("Directory of profiles.yml (as in dbt).", "DBT_PROFILES_DIR"),
-    ),
-    click.option(
-        "--target",
-        "-t",
-        envvar="DBT_TARGET",
-        help=env_help("dbt target (as in dbt); also the `target` label.", "DBT_TARGET"),
-    ),
+_project_dir_option = click.option(
+    "--project-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=".",
+    envvar="DBT_PROJECT_DIR",
+    show_default=True,
+    help=env_help("dbt project directory (as in dbt).", "DBT_PROJECT_DIR"),
+)
+_profiles_dir_option = click.option(
+    "--profiles-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="DBT_PROFILES_DIR",
+    help=env_help("Directory of profiles.yml (as in dbt).", "DBT_PROFILES_DIR"),
+)
+_target_option = click.option(
+    "--target",
+    "-t",
+    envvar="DBT_TARGET",
+    help=env_help("dbt target (as in dbt); also the `target` label.", "DBT_TARGET"),
+)
+_selection_options = _stack(
     click.option(
         "--select",
         "-s",
@@ -66,13 +66,28 @@ dbt_options = _stack(
         help="dbt selection (as in dbt). A selected run updates only the sources it checks.",
     ),
     click.option("--exclude", multiple=True, help="dbt exclusion (as in dbt)."),
-    click.option("--vars", help="dbt --vars (YAML string, as in dbt)."),
-    click.option(
-        "--target-path",
-        envvar="DBT_TARGET_PATH",
-        help=env_help("dbt target path (as in dbt), where artifacts are written.", "DBT_TARGET_PATH"),
-    ),
 )
+_vars_option = click.option("--vars", help="dbt --vars (YAML string, as in dbt).")
+_target_path_option = click.option(
+    "--target-path",
+    envvar="DBT_TARGET_PATH",
+    help=env_help("dbt target path (as in dbt), where artifacts are written.", "DBT_TARGET_PATH"),
+)
+#: dbt's options, for commands that run dbt source freshness (push, run, serve) or select sources (rules).
+dbt_options = _stack(
+    _project_dir_option,
+    _profiles_dir_option,
+    _target_option,
+    _selection_options,
+    _vars_option,
+    _target_path_option,
+)
+#: Commands that only parse the project (dashboard): no selection.
+dbt_parse_options = _stack(
+    _project_dir_option, _profiles_dir_option, _target_option, _vars_option, _target_path_option
+)
+#: Commands that only read artifacts (status): where they are and which target label.
+dbt_artifact_options = _stack(_project_dir_option, _profiles_dir_option, _target_option, _target_path_option)
 
 
 def dbt_config(kw: dict[str, Any]) -> DbtOptions:
@@ -80,9 +95,9 @@ def dbt_config(kw: dict[str, Any]) -> DbtOptions:
         project_dir=kw.pop("project_dir"),
         profiles_dir=kw.pop("profiles_dir"),
         target=kw.pop("target"),
-        select=tuple(kw.pop("select")),
-        exclude=tuple(kw.pop("exclude")),
-        vars=kw.pop("vars"),
+        select=tuple(kw.pop("select", ())),
+        exclude=tuple(kw.pop("exclude", ())),
+        vars=kw.pop("vars", None),
         target_path=kw.pop("target_path"),
     )
 

@@ -13,8 +13,8 @@ from dbt_prom_bridge import api, summary
 from dbt_prom_bridge.artifacts import human_duration
 from dbt_prom_bridge.cli import EXIT_CODES_HELP
 from dbt_prom_bridge.cli.options import (
+    dbt_artifact_options,
     dbt_config,
-    dbt_options,
     duration_option,
     meta_label_option,
     meta_labels,
@@ -35,7 +35,7 @@ def header(run: FreshnessRun, now: float) -> str:
 
 
 @click.command("status", epilog=EXIT_CODES_HELP)
-@dbt_options
+@dbt_artifact_options
 @click.option(
     "--artifacts-dir",
     type=click.Path(file_okay=False, path_type=Path),

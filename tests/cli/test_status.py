@@ -76,6 +76,15 @@ def test_old_artifact_is_shown_unless_max_age_given(
     assert "older than --max-artifact-age" in err
 
 
+@pytest.mark.parametrize("flag", ["--select", "--exclude", "--vars"])
+def test_run_only_flags_are_not_offered(
+    flag: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # status reads what the last run left: a selection was silently ignored (and hid not_run sources)
+    code, _, err = run_cli(["status", "--artifacts-dir", str(tmp_path), flag, "x"], capsys)
+    assert code == 2 and f"No such option '{flag}'" in err
+
+
 def test_missing_artifacts_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run_cli(["status", "--artifacts-dir", str(tmp_path)], capsys)
     assert code == 2 and out == ""

@@ -324,6 +324,8 @@ def test_cli_stdout_by_default(capsys: pytest.CaptureFixture[str]) -> None:
         (["--manifest", str(MANIFEST), "--check"], "give --out"),
         (["--project-dir", "/nonexistent"], "no dbt_project.yml"),
         (["--manifest", str(MANIFEST), "--meta-label", "bad-label"], "not a valid Prometheus label name"),
+        # the dashboard covers every source: a selection was accepted and silently ignored
+        (["--manifest", str(MANIFEST), "--select", "source:events"], "No such option '--select'"),
     ],
 )
 def test_cli_input_errors_exit_2(args: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
