@@ -467,6 +467,14 @@ def build_run(
             "the metric contract covers sources"
         )
     ordered = _one_per_name(checks.values(), project, warnings)
+    if not ordered:
+        warnings.append(
+            "--select/--exclude matched no source with freshness configured: nothing was checked "
+            "(select sources as source:NAME or source:NAME.TABLE)"
+            if context.partial
+            else "no source has freshness configured (warn_after/error_after): nothing was checked; "
+            "configure `freshness:` on your sources in dbt"
+        )
     return FreshnessRun(
         project=project,
         target=context.target,

@@ -273,6 +273,20 @@ def test_configured_sources_without_a_result_are_not_run() -> None:
     assert [c.unique_id for c in partial.checks] == [checked] and partial.partial
 
 
+def test_a_run_that_checked_nothing_says_why() -> None:
+    # An empty project, or a --select matching no source, used to exit 0 without a word.
+    unfreshed = "source.shop.a.z"
+    man = manifest((unfreshed, node(unfreshed, freshness={"warn_after": {"count": None, "period": None}})))
+    whole = build_run(sources(), man, CTX)
+    assert whole.checks == () and whole.success
+    assert any("no source has freshness configured" in w for w in whole.warnings)
+    selected = build_run(sources(), man, RunContext(target="dev", partial=True))
+    assert any("--select/--exclude matched no source" in w for w in selected.warnings)
+    assert not any(
+        "nothing was checked" in w for w in build_run(sources(result("source.s.a.b")), None, CTX).warnings
+    )
+
+
 def test_no_data_sentinel() -> None:
     [check] = build_run(
         sources(result("source.s.a.b", "error", max_loaded_at="0001-01-01T00:00:00+00:00")), None, CTX
