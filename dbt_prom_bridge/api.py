@@ -90,6 +90,9 @@ def load_run(
             "no manifest.json found: sources that are configured but missing from sources.json "
             "(not_run, or runtime errors dbt left out) cannot be detected; pass --manifest",
         )
+    unknown_target = dbtproject.unknown_target_warning(dbt)
+    if unknown_target is not None:
+        warnings = (*warnings, unknown_target)
     info = dbtproject.project_info(dbt)
     context = replace(run_context(dbt, opts), extra_warnings=warnings)
     if context.project is None and manifest is None and info.name and _has_project(dbt):

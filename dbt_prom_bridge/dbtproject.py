@@ -73,8 +73,17 @@ def profiles_dir(dbt: DbtOptions) -> Path:
     return Path.home() / ".dbt"
 
 
+#: The ``target`` label when the target cannot be found (dbt's own name for a profile's default).
+DEFAULT_TARGET = "default"
+
+
 def target_name(dbt: DbtOptions, info: ProjectInfo | None = None) -> str:
     """The dbt target for the ``target`` label: --target / DBT_TARGET, else the profile's default."""
+    return configured_target(dbt, info) or DEFAULT_TARGET
+
+
+def configured_target(dbt: DbtOptions, info: ProjectInfo | None = None) -> str | None:
+    """:func:`target_name`, or None when neither the flags nor a profiles.yml name one."""
     if dbt.target:
         return dbt.target
     env = os.environ.get("DBT_TARGET")
@@ -86,7 +95,20 @@ def target_name(dbt: DbtOptions, info: ProjectInfo | None = None) -> str:
         found = _render(profiles[info.profile].get("target"))
         if found:
             return found
-    return "default"
+    return None
+
+
+def unknown_target_warning(dbt: DbtOptions) -> str | None:
+    """Why the ``target`` label fell back to ``default`` (reading artifacts), or None when it did not."""
+    info = project_info(dbt)
+    if configured_target(dbt, info) is not None:
+        return None
+    where = profiles_dir(dbt) / "profiles.yml"
+    profile = f"profile {info.profile!r}" if info.profile else "a profile (no dbt_project.yml read)"
+    return (
+        f"the dbt target is unknown ({profile} with a target not found in {where}): the series get "
+        f'target="{DEFAULT_TARGET}"; pass --target (or DBT_TARGET) or --profiles-dir'
+    )
 
 
 def artifacts_dir(dbt: DbtOptions, info: ProjectInfo | None = None) -> Path:

@@ -39,6 +39,19 @@ def test_no_profile_means_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert dbtproject.target_name(DbtOptions(project_dir=tmp_path, profiles_dir=tmp_path)) == "default"
 
 
+def test_a_target_label_that_fell_back_to_default_is_explained(
+    project: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    # Reading artifacts on a box without the profile silently pushed target="default".
+    assert dbtproject.unknown_target_warning(DbtOptions(project_dir=project, profiles_dir=project)) is None
+    assert dbtproject.unknown_target_warning(DbtOptions(project_dir=project, target="prod")) is None
+    elsewhere = tmp_path_factory.mktemp("no-profiles")
+    warning = dbtproject.unknown_target_warning(DbtOptions(project_dir=project, profiles_dir=elsewhere))
+    assert warning is not None
+    assert "profile 'shop_profile'" in warning and str(elsewhere / "profiles.yml") in warning
+    assert 'target="default"' in warning and "--target" in warning
+
+
 def test_artifacts_dir_follows_target_path(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     opts = DbtOptions(project_dir=project)
     assert dbtproject.artifacts_dir(opts) == project / "out"
