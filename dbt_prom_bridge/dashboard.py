@@ -115,6 +115,16 @@ def freshness_sources(manifest: Manifest) -> list[SourceDef]:
     )
 
 
+def threshold_warnings(manifest: Manifest) -> list[str]:
+    """The thresholds the dashboard cannot show (count <= 0, unknown period), per source, sorted."""
+    out: list[str] = []
+    for source in sorted(manifest.sources.values(), key=lambda s: (s.source_name, s.table_name, s.unique_id)):
+        for problem in source.threshold_problems:
+            gone = "" if source.has_freshness else " (no panel: no usable threshold is left)"
+            out.append(f"{source.source_name}.{source.table_name}: {problem}{gone}")
+    return out
+
+
 def _project_of(manifest: Manifest) -> str:
     if manifest.project_name:
         return manifest.project_name

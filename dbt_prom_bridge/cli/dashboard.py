@@ -139,6 +139,8 @@ def command(**kw: Any) -> None:
         project=kw["project"],
     )
     manifest = load_manifest(dbt, kw["manifest"], kw["artifacts_dir"])
+    for warning in dashboard.threshold_warnings(manifest):
+        click.echo(f"dbt-prom: warning: {warning}", err=True)
     if not dashboard.freshness_sources(manifest):
         click.echo(
             "dbt-prom: warning: no source in the manifest has freshness configured; the dashboard "

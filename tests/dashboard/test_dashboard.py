@@ -316,6 +316,23 @@ def test_cli_stdout_by_default(capsys: pytest.CaptureFixture[str]) -> None:
     assert stdout == dashboard.render(manifest(), SAMPLE_OPTS)
 
 
+def test_cli_names_the_thresholds_it_cannot_show(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Such sources used to vanish from the dashboard without a word (rules warned about them).
+    doc = json.loads(MANIFEST.read_text(encoding="utf-8"))
+    uid = sorted(doc["sources"])[0]
+    bad = {"warn_after": {"count": 0, "period": "hour"}, "error_after": {"count": 1, "period": "fortnight"}}
+    doc["sources"][uid]["freshness"] = bad
+    doc["sources"][uid].get("config", {})["freshness"] = bad
+    path = tmp_path / "manifest.json"
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    code, _, err = run_cli(["dashboard", "--manifest", str(path)], capsys)
+    source = read_manifest(path).sources[uid]
+    name = f"{source.source_name}.{source.table_name}"
+    assert code == 0
+    assert f"warning: {name}: warn_after skipped: threshold count 0 must be positive" in err
+    assert "period 'fortnight'" in err and "no panel" in err
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
