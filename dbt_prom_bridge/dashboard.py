@@ -42,7 +42,14 @@ from dbt_prom_bridge.exposition import (
     STATUS,
     WARN_AFTER,
 )
-from dbt_prom_bridge.model import STATUSES, Manifest, SourceDef, Status, validate_meta_labels
+from dbt_prom_bridge.model import (
+    STATUSES,
+    Manifest,
+    SourceDef,
+    Status,
+    manifest_project,
+    validate_meta_labels,
+)
 
 #: Status colours shared by the counts, the table and the mappings.
 STATUS_COLOURS: Mapping[str, str] = {
@@ -107,29 +114,23 @@ def default_uid(project: str) -> str:
     return "dbt-freshness-" + hashlib.sha256(project.encode()).hexdigest()[:12]
 
 
+def _by_name(source: SourceDef) -> tuple[str, str, str]:
+    return (source.source_name, source.table_name, source.unique_id)
+
+
 def freshness_sources(manifest: Manifest) -> list[SourceDef]:
     """The sources dbt checks (freshness configured), sorted as every output sorts them."""
-    return sorted(
-        (s for s in manifest.sources.values() if s.has_freshness),
-        key=lambda s: (s.source_name, s.table_name, s.unique_id),
-    )
+    return sorted((s for s in manifest.sources.values() if s.has_freshness), key=_by_name)
 
 
 def threshold_warnings(manifest: Manifest) -> list[str]:
     """The thresholds the dashboard cannot show (count <= 0, unknown period), per source, sorted."""
     out: list[str] = []
-    for source in sorted(manifest.sources.values(), key=lambda s: (s.source_name, s.table_name, s.unique_id)):
+    for source in sorted(manifest.sources.values(), key=_by_name):
         for problem in source.threshold_problems:
             gone = "" if source.has_freshness else " (no panel: no usable threshold is left)"
             out.append(f"{source.source_name}.{source.table_name}: {problem}{gone}")
     return out
-
-
-def _project_of(manifest: Manifest) -> str:
-    if manifest.project_name:
-        return manifest.project_name
-    packages = sorted({s.package for s in manifest.sources.values()})
-    return packages[0] if packages else ""
 
 
 class _Builder:
@@ -151,7 +152,7 @@ class _Builder:
         self.manifest = manifest
         self.opts = opts
         self.meta_labels = validate_meta_labels(opts.meta_labels)
-        self.project = opts.project or _project_of(manifest)
+        self.project = opts.project or manifest_project(manifest)
         self.sources = freshness_sources(manifest)
         self.datasource = dm.DataSourceRef(type_val="prometheus", uid="${datasource}")
         self.next_id = 0

@@ -264,6 +264,14 @@ class Manifest:
     path: str | None = None
 
 
+def manifest_project(manifest: Manifest) -> str:
+    """The project a manifest describes: its ``project_name``, else its first source package."""
+    if manifest.project_name:
+        return manifest.project_name
+    packages = sorted({s.package for s in manifest.sources.values()})
+    return packages[0] if packages else ""
+
+
 @dataclass(frozen=True, slots=True)
 class SourceCheck:
     """One source in one run: labels, state, times and effective thresholds."""

@@ -64,7 +64,7 @@ from dbt_prom_bridge.exposition import (
     STATUS,
     WARN_AFTER,
 )
-from dbt_prom_bridge.model import Manifest, SourceDef, Status, validate_meta_labels
+from dbt_prom_bridge.model import Manifest, SourceDef, Status, manifest_project, validate_meta_labels
 from dbt_prom_bridge.rules_syntax import (
     check_text,
     comment_text,
@@ -250,13 +250,6 @@ class Plan:
         return sum(len(p.sources) for p in self.projects)
 
 
-def project_of(manifest: Manifest) -> str:
-    if manifest.project_name:
-        return manifest.project_name
-    packages = sorted({s.package for s in manifest.sources.values()})
-    return packages[0] if packages else ""
-
-
 def plan(
     manifests: Sequence[Manifest],
     opts: RulesOptions,
@@ -280,7 +273,7 @@ def plan(
     if len(overrides) != len(manifests):
         raise UsageError("one meta label override per manifest")
     for manifest, own_meta in zip(manifests, overrides, strict=True):
-        project = opts.project if opts.project is not None else project_of(manifest)
+        project = opts.project if opts.project is not None else manifest_project(manifest)
         where = manifest.path or "the manifest"
         if not project:
             raise UsageError(f"{where} names no project; pass --project NAME (the `project` label pushed)")
@@ -343,7 +336,7 @@ def plan(
         )
     warnings = [*problems, *warnings]
     if not projects:
-        names = ", ".join(m.path or project_of(m) for m in manifests)
+        names = ", ".join(m.path or manifest_project(m) for m in manifests)
         raise ThresholdError(
             f"no source in {names} has a usable freshness threshold (warn_after/error_after)"
             f"{' among the selected ones' if opts.select or opts.exclude else ''}: there is nothing to "

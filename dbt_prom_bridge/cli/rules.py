@@ -21,7 +21,7 @@ from dbt_prom_bridge.cli.options import (
 )
 from dbt_prom_bridge.config import DEFAULT_JOB, DbtOptions, format_duration
 from dbt_prom_bridge.errors import ArtifactError, CheckFailed, UsageError
-from dbt_prom_bridge.model import Manifest
+from dbt_prom_bridge.model import Manifest, manifest_project
 
 
 def load_manifests(
@@ -74,7 +74,7 @@ def load_projects(path: Path, dbt: DbtOptions) -> Loaded:
             from dbt_prom_bridge.runner import parse_project
 
             manifest = parse_project(replace(spec.dbt, select=(), exclude=()))
-        name = rules.project_of(manifest)
+        name = manifest_project(manifest)
         if name in first:
             where, other, meta = first[name]
             if _thresholds(other) != _thresholds(manifest) or meta != spec.meta_labels:
