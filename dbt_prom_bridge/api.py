@@ -351,8 +351,20 @@ def spill_failed_remote_write(
     now: Callable[[], float] = time.time,
 ) -> PushError:
     """:func:`spill_failed_push` for the remote write endpoint."""
+    return _spill(run, remote_write_destination(run, config), spill_dir, failure, now)
+
+
+def _spill(
+    run: FreshnessRun,
+    destination: Destination,
+    spill_dir: Path,
+    failure: PushError,
+    now: Callable[[], float],
+) -> PushError:
+    """Save ``run`` for replay to ``destination``: a ``RunSpilled`` naming the file, or a plain
+    ``PushError`` saying the run is lost when it cannot be written either."""
     try:
-        path = spill.spill_run(spill_dir, run, remote_write_destination(run, config), str(failure), now)
+        path = spill.spill_run(spill_dir, run, destination, str(failure), now)
     except OSError as exc:
         return PushError(
             f"{failure}; the run could not be saved to {spill_dir} either "
@@ -436,21 +448,11 @@ def spill_failed_push(
     Returns a :class:`~dbt_prom_bridge.sinks.spill.RunSpilled`, or a plain :class:`PushError`
     saying the run is lost when it cannot be written either.
     """
-    try:
-        path = spill.spill_run(spill_dir, run, gateway_destination(run, gateway), str(failure), now)
-    except OSError as exc:
-        return PushError(
-            f"{failure}; the run could not be saved to {spill_dir} either "
-            f"({exc.strerror or type(exc).__name__}), so it is lost: fix --spill-dir",
-            status=failure.status,
-        )
-    return spill.RunSpilled(failure, path, spill_dir)
+    return _spill(run, gateway_destination(run, gateway), spill_dir, failure, now)
 
 
 def _same_gateway(entry: spill.SpilledRun, url: str) -> bool:
-    return entry.destination.kind == "pushgateway" and entry.destination.url.rstrip("/") == (
-        redact_url(url.strip()).rstrip("/")
-    )
+    return _same_endpoint(entry, "pushgateway", url)
 
 
 def replay(
