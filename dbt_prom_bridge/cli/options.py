@@ -356,26 +356,27 @@ def spill_dir(kw: dict[str, Any], dbt: DbtOptions) -> Path:
     return given if given is not None else dbtproject.artifacts_dir(dbt) / DEFAULT_DIR_NAME
 
 
-def http_auth(kw: dict[str, Any]) -> HttpAuth:
+def http_auth(kw: dict[str, Any], flag: str = "gateway") -> HttpAuth:
+    """Pops the ``--<flag>-user/-password-file/-token-file/-ca/-cert/-key`` options; the password
+    and token may also come from ``DBT_PROM_<FLAG>_PASSWORD`` / ``_TOKEN``."""
     import os
 
-    user = kw.pop("gateway_user")
+    key, env = flag.replace("-", "_"), "DBT_PROM_" + flag.replace("-", "_").upper()
+    user = kw.pop(f"{key}_user")
     password = Secret.from_sources(
-        os.environ.get("DBT_PROM_GATEWAY_PASSWORD"), kw.pop("gateway_password_file"), "gateway password"
+        os.environ.get(f"{env}_PASSWORD"), kw.pop(f"{key}_password_file"), f"{flag} password"
     )
-    token = Secret.from_sources(
-        os.environ.get("DBT_PROM_GATEWAY_TOKEN"), kw.pop("gateway_token_file"), "gateway token"
-    )
-    cert, key = kw.pop("gateway_cert"), kw.pop("gateway_key")
-    if key is not None and cert is None:
-        raise UsageError("--gateway-key needs --gateway-cert")
+    token = Secret.from_sources(os.environ.get(f"{env}_TOKEN"), kw.pop(f"{key}_token_file"), f"{flag} token")
+    cert, key_file = kw.pop(f"{key}_cert"), kw.pop(f"{key}_key")
+    if key_file is not None and cert is None:
+        raise UsageError(f"--{flag}-key needs --{flag}-cert")
     return HttpAuth(
         username=user,
         password=password if user else None,
         token=token,
-        ca_file=kw.pop("gateway_ca"),
+        ca_file=kw.pop(f"{key}_ca"),
         cert_file=cert,
-        key_file=key,
+        key_file=key_file,
     )
 
 
@@ -478,36 +479,11 @@ remote_write_options = _stack(
 remote_write_connection_options = _stack(remote_write_url_option, _remote_write_auth_options)
 
 
-def remote_write_auth(kw: dict[str, Any]) -> HttpAuth:
-    import os
-
-    user = kw.pop("remote_write_user")
-    password = Secret.from_sources(
-        os.environ.get("DBT_PROM_REMOTE_WRITE_PASSWORD"),
-        kw.pop("remote_write_password_file"),
-        "remote-write password",
-    )
-    token = Secret.from_sources(
-        os.environ.get("DBT_PROM_REMOTE_WRITE_TOKEN"), kw.pop("remote_write_token_file"), "remote-write token"
-    )
-    cert, key = kw.pop("remote_write_cert"), kw.pop("remote_write_key")
-    if key is not None and cert is None:
-        raise UsageError("--remote-write-key needs --remote-write-cert")
-    return HttpAuth(
-        username=user,
-        password=password if user else None,
-        token=token,
-        ca_file=kw.pop("remote_write_ca"),
-        cert_file=cert,
-        key_file=key,
-    )
-
-
 def remote_write_config(kw: dict[str, Any]) -> RemoteWriteConfig | None:
     """The remote-write config (None without --remote-write). Pops its own options; reads the
     shared --job, --grouping-key, --timeout and --retries, so call it before :func:`gateway_config`."""
     url = kw.pop("remote_write")
-    auth = remote_write_auth(kw)
+    auth = http_auth(kw, "remote-write")
     batch = kw.pop("remote_write_batch", DEFAULT_REMOTE_WRITE_BATCH)
     if not url:
         return None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from dbt_prom_bridge.cli import main
@@ -36,3 +38,25 @@ def test_artifact_files_without_no_run_are_refused_not_ignored(
         main([command, flag, "elsewhere.json", *tail])
     assert exc.value.code == 2
     assert f"{flag} only makes sense with --no-run" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag", ["gateway", "remote-write"])
+def test_gateway_and_remote_write_auth_flags_are_read_alike(
+    flag: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = (
+        ["--gateway", "http://gw:9091"] if flag == "gateway" else ["--remote-write", "http://rw/api/v1/write"]
+    )
+    key = tmp_path / "client.key"
+    key.write_text("k")
+    with pytest.raises(SystemExit) as exc:
+        main(["push", "--no-run", *url, f"--{flag}-key", str(key)])
+    assert exc.value.code == 2 and f"--{flag}-key needs --{flag}-cert" in capsys.readouterr().err
+
+    env = "DBT_PROM_" + flag.replace("-", "_").upper() + "_PASSWORD"
+    monkeypatch.setenv(env, "from-env")
+    with pytest.raises(SystemExit) as exc:
+        main(["push", "--no-run", *url, f"--{flag}-user", "u", f"--{flag}-password-file", str(key)])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and f"give the {flag} password either directly or as a file" in err
+    assert "from-env" not in err
