@@ -36,10 +36,17 @@ def split_credentials(url: str, auth: HttpAuth) -> tuple[str, HttpAuth]:
     userinfo, clean = split_userinfo(url)
     try:
         parts = urllib.parse.urlsplit(clean)
-        parts.port  # noqa: B018 - raises ValueError for a bad port
     except ValueError:
         raise UsageError(
             f"the URL {redact_url(url)!r} is not a valid URL (check its host and port)"
+        ) from None
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        # redact_url() leaves a bad port out, so say what is wrong with it.
+        raise UsageError(
+            f"the URL {redact_url(url)!r} is not a valid URL (check its host and port): the port "
+            "after the host must be a number from 0 to 65535"
         ) from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UsageError(f"the URL {redact_url(url)!r} must start with http:// or https:// and name a host")

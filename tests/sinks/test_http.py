@@ -218,6 +218,13 @@ def test_a_path_no_server_can_be_asked_for_fails_at_once_not_as_a_down_gateway()
     assert "cannot send a request to" in str(exc.value)
 
 
+@pytest.mark.parametrize("url", ["http://127.0.0.1:99999", "http://gw:port/x"])
+def test_a_bad_port_is_named_as_the_problem(url: str) -> None:
+    # The URL is shown without the bad port (redact_url), which alone read as 'http://gw is invalid'.
+    with pytest.raises(UsageError, match="the port after the host must be a number from 0 to 65535"):
+        HttpClient(url)
+
+
 def test_unreadable_ca_is_a_usage_error(tmp_path) -> None:
     with pytest.raises(UsageError, match="cannot load the TLS CA"):
         HttpClient("https://h", HttpAuth(ca_file=tmp_path / "missing.pem"))
