@@ -213,7 +213,18 @@ def command(**kw: Any) -> None:
         f"{report.remaining} kept in {directory}"
     )
     if report.remaining:
-        raise PushError(
-            f"{report.remaining} spilled run(s) remain in {directory}; run this command again once "
-            "the gateway accepts them"
-        )
+        raise PushError(f"{report.remaining} spilled run(s) remain in {directory}; " + _what_next(report))
+
+
+def _what_next(report: ReplayReport) -> str:
+    """What to do about what is left: wait for a down destination, or fix (or delete) what was
+    refused for good (a 4xx, failed authentication, an entry no destination can take)."""
+    refused = [e for e, _ in report.failed if (e.destination.kind, e.destination.url) not in report.down]
+    stuck = [*(e.path.name for e in refused), *(u.path.name for u in report.unreadable)]
+    if not stuck:
+        return "run this command again once the gateway accepts them"
+    more = f" and {len(stuck) - 3} more" if len(stuck) > 3 else ""
+    return (
+        f"{', '.join(stuck[:3])}{more} cannot be delivered as they are: fix what the lines above say "
+        "(e.g. credentials), or delete the file if that run is not wanted, then run this command again"
+    )

@@ -236,6 +236,27 @@ def test_unreadable_spill_files_are_kept_and_make_replay_exit_4(
     assert "1 spilled run(s) remain" in err and (spill_dir / "x.json").exists()
 
 
+def test_replay_says_which_runs_a_gateway_refuses_for_good(
+    artifacts: Path, dead: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spill_dir = tmp_path / "spill"
+    run_cli(no_run(artifacts, "--gateway", dead, "--spill-dir", str(spill_dir)), capsys)
+    [entry] = spill.scan(spill_dir).entries
+    code, _, err = run_cli(
+        ["replay", "--spill-dir", str(spill_dir), "--gateway", dead, "--retries", "0"], capsys
+    )
+    assert code == 4 and error_lines(err)[-1].endswith("run this command again once the gateway accepts them")
+    with Loopback([Reply(400, b"bad metric")]) as refusing:
+        # replay only sends an entry to the URL it was spilled for: point it at a refusing gateway
+        moved = spill_dir / entry.path.name
+        moved.write_text(moved.read_text().replace(dead, refusing.url))
+        code, _, err = run_cli(["replay", "--spill-dir", str(spill_dir), "--gateway", refusing.url], capsys)
+    # was: "run this command again once the gateway accepts them", which it never will
+    [line] = error_lines(err)
+    assert code == 4 and f"{entry.path.name} cannot be delivered as they are" in line
+    assert "or delete the file if that run is not wanted" in line and moved.exists()
+
+
 # -- stale and already-pushed artifacts ------------------------------------------------------
 
 
