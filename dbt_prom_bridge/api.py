@@ -134,6 +134,8 @@ def runner_run(
             outcome = runner.run(on_event=on_event)
     except DbtRunError as exc:
         info = dbtproject.project_info(dbt)
+        if not info.name:
+            context = replace(context, extra_warnings=(NAMELESS_FAILURE,))
         return failed_run(
             replace(context, target=runner.target_name or context.target),
             info.name or "",
@@ -142,6 +144,13 @@ def runner_run(
         )
     context = replace(context, target=outcome.target, project=outcome.project)
     return build_run(outcome.artifact, outcome.manifest, context)
+
+
+#: Why a failed run of a project whose name could not be read is not delivered.
+NAMELESS_FAILURE = (
+    "nothing is pushed: the project's dbt_project.yml could not be read, so there is no project "
+    "group to mark failed"
+)
 
 
 def collect(
@@ -234,6 +243,10 @@ def deliver(
     """
     from dbt_prom_bridge.sinks.pushgateway import Pushgateway
 
+    if not run.success and not run.project:
+        # dbt could not read the project (wrong --project-dir...): run_success 0 would land in a
+        # new project="" group, not the project's own (which goes stale and alerts as such).
+        return DeliveryReport(run, ())
     destinations: list[str] = []
     held = run
     carried = 0

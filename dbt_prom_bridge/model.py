@@ -536,4 +536,5 @@ def failed_run(context: RunContext, project: str, error: str, dbt_version: str |
         meta_labels=context.meta_labels,
         partial=context.partial,
         error=error,
+        warnings=context.extra_warnings,
     )

@@ -184,6 +184,20 @@ def test_no_auto_replay(
     assert spill.scan(spill_dir).entries == ()
 
 
+@pytest.mark.dbt
+def test_a_project_dbt_cannot_read_pushes_no_nameless_group(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # run_success 0 used to go to a new project="" target="default" group: no project's own.
+    with Loopback([Reply(200)]) as gateway:
+        code, out, err = run_cli(
+            ["push", "--project-dir", str(tmp_path / "missing"), "--gateway", gateway.url], capsys
+        )
+    assert code == 3 and gateway.seen == [] and out == ""
+    assert "warning: nothing is pushed: the project's dbt_project.yml could not be read" in err
+    assert error_lines(err)[-1].startswith("dbt-prom: error: dbt could not run:")
+
+
 def test_replay_without_anything_to_do(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run_cli(["replay", "--spill-dir", str(tmp_path / "none")], capsys)
     assert code == 0 and f"nothing to replay in {tmp_path / 'none'}" in err
