@@ -103,11 +103,13 @@ def unknown_target_warning(dbt: DbtOptions) -> str | None:
     info = project_info(dbt)
     if configured_target(dbt, info) is not None:
         return None
-    where = profiles_dir(dbt) / "profiles.yml"
-    profile = f"profile {info.profile!r}" if info.profile else "a profile (no dbt_project.yml read)"
+    if info.profile:
+        why = f"no profile {info.profile!r} naming a target in {profiles_dir(dbt) / 'profiles.yml'}"
+    else:
+        why = f"no dbt_project.yml in {dbt.project_dir} naming a profile"
     return (
-        f"the dbt target is unknown ({profile} with a target not found in {where}): the series get "
-        f'target="{DEFAULT_TARGET}"; pass --target (or DBT_TARGET) or --profiles-dir'
+        f'the dbt target is unknown ({why}): the series get target="{DEFAULT_TARGET}"; pass --target '
+        "(or DBT_TARGET), or --profiles-dir"
     )
 
 

@@ -48,8 +48,10 @@ def test_a_target_label_that_fell_back_to_default_is_explained(
     elsewhere = tmp_path_factory.mktemp("no-profiles")
     warning = dbtproject.unknown_target_warning(DbtOptions(project_dir=project, profiles_dir=elsewhere))
     assert warning is not None
-    assert "profile 'shop_profile'" in warning and str(elsewhere / "profiles.yml") in warning
+    assert "no profile 'shop_profile' naming a target in " + str(elsewhere / "profiles.yml") in warning
     assert 'target="default"' in warning and "--target" in warning
+    bare = dbtproject.unknown_target_warning(DbtOptions(project_dir=elsewhere, profiles_dir=elsewhere))
+    assert bare is not None and f"no dbt_project.yml in {elsewhere} naming a profile" in bare
 
 
 def test_artifacts_dir_follows_target_path(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
