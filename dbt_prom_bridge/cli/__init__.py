@@ -26,7 +26,11 @@ Exit codes:
   3  dbt could not run (connection, profile or project error)
   4  push failed (gateway or remote write down, rejected, auth failure); the run was
      spilled and can be replayed
-  70 internal error (a bug: rerun with --debug and report it)"""
+  70 internal error (a bug: rerun with --debug and report it)
+  141 stdout closed before the output ended (e.g. piped into head), as for SIGPIPE"""
+
+#: Exit code when stdout is closed early: a SIGPIPE death's (128 + 13).
+EXIT_BROKEN_PIPE = 141
 
 #: command name -> (module, short help). Modules are imported lazily.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -75,6 +79,19 @@ class LazyGroup(click.Group):
         command = module.command
         assert isinstance(command, click.Command)
         return command
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            # The reader of stdout went away (`| head`). click would exit 1, which means "--fail-on
+            # tripped" here: exit as a process killed by SIGPIPE would (128 + 13), quietly, with
+            # stdout pointed at /dev/null so the final flush cannot fail again.
+            import os
+
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            raise click.exceptions.Exit(EXIT_BROKEN_PIPE) from None
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -79,3 +80,16 @@ def test_unexpected_exception_is_one_scrubbed_line(
     assert len(err.strip().splitlines()) == 1
     assert "internal error: RuntimeError" in err and "--debug" in err
     assert "pa55word" not in err and "hunter2-secret" not in err
+
+
+def test_stdout_closed_early_exits_141_quietly_not_1(tmp_path: Path) -> None:
+    # `dbt-prom push --dry-run | head` exited 1, the code of a tripped --fail-on gate.
+    sample = Path(__file__).resolve().parents[1] / "data" / "sample"
+    argv = [str(Path(sys.executable).parent / "dbt-prom"), "push", "--no-run", "--dry-run", "--target", "dev"]
+    argv += ["--sources-json", str(sample / "sources.json"), "--allow-stale-artifact"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # before dbt-prom writes anything: every write finds the pipe closed
+    err = proc.stderr.read().decode()
+    assert proc.wait() == 141, err
+    assert "Traceback" not in err and "BrokenPipeError" not in err
