@@ -14,7 +14,7 @@ from dbt_prom_bridge.artifacts import read_manifest
 from dbt_prom_bridge.cli import EXIT_CODES_HELP
 from dbt_prom_bridge.cli.options import (
     dbt_config,
-    dbt_options,
+    dbt_parse_options,
     duration_option,
     meta_label_option,
     meta_labels,
@@ -151,7 +151,20 @@ def _nonempty(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 
 
 @click.command("rules", epilog=EXIT_CODES_HELP)
-@dbt_options
+@dbt_parse_options
+@click.option(
+    "--select",
+    "-s",
+    multiple=True,
+    metavar="source:NAME[.TABLE]",
+    help="Only rules for these sources (shell wildcards allowed; --mode per-source). Repeatable.",
+)
+@click.option(
+    "--exclude",
+    multiple=True,
+    metavar="source:NAME[.TABLE]",
+    help="No rules for these sources (as --select). Repeatable.",
+)
 @click.option(
     "--manifest",
     "manifests",
@@ -289,9 +302,6 @@ def command(**kw: Any) -> None:
     computed in PromQL from the pushed max_loaded_at, so alerts fire even when pushes stop.
     Push with the same --meta-label keys. Output is deterministic: commit it and gate drift with
     --check.
-
-    \b
-    --select/--exclude take source:NAME or source:NAME.TABLE (wildcards allowed) here.
     """
     dbt = dbt_config(kw)
     opts = rules.RulesOptions(
