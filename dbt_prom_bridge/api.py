@@ -133,17 +133,39 @@ def runner_run(
         with scrubbed_argv():
             outcome = runner.run(on_event=on_event)
     except DbtRunError as exc:
-        info = dbtproject.project_info(dbt)
-        if not info.name:
-            context = replace(context, extra_warnings=(NAMELESS_FAILURE,))
-        return failed_run(
-            replace(context, target=runner.target_name or context.target),
-            info.name or "",
-            str(exc),
-            dbt_version=runner.dbt_version,
+        return failed_freshness_run(
+            dbt, opts, str(exc), target=runner.target_name or context.target, dbt_version=runner.dbt_version
         )
     context = replace(context, target=outcome.target, project=outcome.project)
     return build_run(outcome.artifact, outcome.manifest, context)
+
+
+def failed_freshness_run(
+    dbt: DbtOptions,
+    opts: RunOptions,
+    error: str,
+    target: str | None = None,
+    dbt_version: str | None = None,
+) -> FreshnessRun:
+    """The run-level failure of ``dbt``'s project (``run_success`` 0): dbt could not run, or
+    a wrapped ``dbt source freshness`` failed without writing a new sources.json."""
+    context = run_context(dbt, opts)
+    if target is not None:
+        context = replace(context, target=target)
+    info = dbtproject.project_info(dbt)
+    if not info.name:
+        context = replace(context, extra_warnings=(NAMELESS_FAILURE,))
+    return failed_run(context, info.name or "", error, dbt_version=dbt_version)
+
+
+def sources_json_stamp(dbt: DbtOptions, art: ArtifactOptions) -> tuple[int, int, int] | None:
+    """What identifies the sources.json ``--no-run`` would read, as written (None: absent), to
+    tell whether a command wrote it anew."""
+    try:
+        st = artifact_paths(dbt, art).sources_json.stat()
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
 
 
 #: Why a failed run of a project whose name could not be read is not delivered.

@@ -83,6 +83,14 @@ def inherited_flags(command: list[str]) -> dict[str, str]:
     return found
 
 
+def runs_freshness(command: list[str]) -> bool:
+    """Whether the wrapped command is ``dbt source freshness`` (the one that writes sources.json)."""
+    if not command or Path(command[0]).name not in ("dbt", "dbt.exe"):
+        return False
+    words = [a for a in command[1:] if not a.startswith("-")]
+    return any(words[i : i + 2] == ["source", "freshness"] for i in range(len(words) - 1))
+
+
 def merge_dbt(dbt: DbtOptions, ctx: click.Context, command: list[str]) -> DbtOptions:
     """dbt-prom's own flags win; the wrapped dbt command fills in the ones not given."""
     updates: dict[str, Any] = {}
@@ -171,6 +179,8 @@ def command(**kw: Any) -> None:
     delivery = delivery_config(kw, dbt, gateway, remote)
     ignore_push_failure = kw.pop("ignore_push_failure")
 
+    writes_sources = art.no_run and runs_freshness(wrapped)
+    before = api.sources_json_stamp(dbt, art) if writes_sources else None
     code = run_wrapped(wrapped)
     if code > 128 and code - 128 in (signal.SIGINT, signal.SIGTERM):
         click.echo(f"dbt-prom: {wrapped[0]} was interrupted; nothing pushed", err=True)
@@ -178,13 +188,22 @@ def command(**kw: Any) -> None:
     if code != 0:
         click.echo(f"dbt-prom: {wrapped[0]} exited {code}; pushing freshness anyway", err=True)
     try:
-        run = api.collect(dbt, art, opts, on_event=on_event)
+        if writes_sources and code != 0 and api.sources_json_stamp(dbt, art) == before:
+            # dbt could not run (exit 2 leaves the previous sources.json in place): push that
+            # failure, never the previous run's file as this run's result.
+            run = api.failed_freshness_run(
+                dbt, opts, f"{wrapped[0]} exited {code} without writing a new sources.json"
+            )
+        else:
+            run = api.collect(dbt, art, opts, on_event=on_event)
         for message in run.warnings:
             warn(message)
         deliver(run, delivery, art, "text")
         report(run, "text")
         if code == 0:
             gate(run, opts.fail_on)
+        elif not run.success:
+            warn(f"dbt could not run: {run.error or 'unknown error'}")
     except PushError as exc:
         if code != 0 or ignore_push_failure:
             warn(f"push failed: {exc}")

@@ -12,7 +12,7 @@ import click
 import pytest
 
 from dbt_prom_bridge.cli import cli
-from dbt_prom_bridge.cli.run import inherited_flags, merge_dbt
+from dbt_prom_bridge.cli.run import inherited_flags, merge_dbt, runs_freshness
 from dbt_prom_bridge.config import DbtOptions
 from dbt_prom_bridge.exposition import RUN_SUCCESS, STATUS
 from devtools import servers
@@ -43,6 +43,12 @@ def test_inherited_flags_from_a_dbt_command() -> None:
     }
     assert inherited_flags(["make", "--project-dir", "p"]) == {}, "only dbt's own flags are trusted"
     assert inherited_flags(["dbt", "build", "--target"]) == {}
+
+
+def test_runs_freshness() -> None:
+    assert runs_freshness(["/venv/bin/dbt", "--log-level", "debug", "source", "freshness", "-s", "source:a"])
+    assert not runs_freshness(["dbt", "build", "--select", "source:freshness"])
+    assert not runs_freshness(["make", "source", "freshness"])
 
 
 def test_own_flags_win_over_the_wrapped_command() -> None:
@@ -231,3 +237,25 @@ def test_dbt_unreachable_after_command_pushes_run_success_zero(
         sample_project.postgres.start()
     assert result.returncode == 3, result.stderr
     assert [v for name, _, v in scrape(pushgateway.url + "/metrics") if name == RUN_SUCCESS] == [0.0]
+
+
+@pytest.mark.dbt
+@pytest.mark.e2e
+def test_a_wrapped_freshness_that_could_not_run_pushes_its_failure_not_the_old_file(
+    sample_project: DbtProjectEnv, pushgateway: servers.Server
+) -> None:
+    args = [*sample_project.cli_args(), "--no-run", "--gateway", pushgateway.url]
+    freshness = ["--", str(DBT), "source", "freshness", *sample_project.cli_args()]
+    first = hook(sample_project, *args, *freshness)
+    assert first.returncode == 1, first.stderr  # dbt's own code: some sources are in error
+    sample_project.postgres.stop()
+    try:
+        # dbt exits 2 and leaves the previous sources.json in place: it used to be read and
+        # pushed again (or refused as already pushed, with nothing pushed at all)
+        result = hook(sample_project, *args, *freshness)
+    finally:
+        sample_project.postgres.start()
+    assert result.returncode == 2, result.stderr
+    assert "exited 2 without writing a new sources.json" in result.stderr
+    assert [v for name, _, v in scrape(pushgateway.url + "/metrics") if name == RUN_SUCCESS] == [0.0]
+    assert gateway_statuses(pushgateway)["finance.ml_features"] == "error"  # the last good series stay
