@@ -20,7 +20,7 @@ from dbt_prom_bridge.config import (
     parse_duration,
 )
 from dbt_prom_bridge.errors import UsageError
-from dbt_prom_bridge.model import validate_grouping_key, validate_meta_labels
+from dbt_prom_bridge.model import FailOn, validate_grouping_key, validate_meta_labels
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -177,6 +177,29 @@ def artifact_config(kw: dict[str, Any]) -> ArtifactOptions:
                 "add --no-run, or drop it"
             )
     return art
+
+
+def fail_on_option(when: str = "") -> Callable[[F], F]:
+    """``--fail-on``: the same choices, default and env var in every command; ``when`` qualifies it."""
+    return click.option(
+        "--fail-on",
+        type=click.Choice([f.value for f in FailOn]),
+        default=FailOn.NEVER.value,
+        show_default=True,
+        envvar="DBT_PROM_FAIL_ON",
+        help=env_help(
+            f"Exit 1{when} when a source reaches this status (warn: warn or worse; error: error or "
+            "runtime_error).",
+            "DBT_PROM_FAIL_ON",
+        ),
+    )
+
+
+def format_option(help: str) -> Callable[[F], F]:
+    """``--format text|json`` (the ``fmt`` parameter)."""
+    return click.option(
+        "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True, help=help
+    )
 
 
 meta_label_option = click.option(

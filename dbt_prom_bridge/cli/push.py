@@ -16,6 +16,8 @@ from dbt_prom_bridge.cli.options import (
     dbt_config,
     dbt_options,
     delivery_options,
+    fail_on_option,
+    format_option,
     gateway_config,
     gateway_options,
     meta_label_option,
@@ -155,24 +157,9 @@ def pushed_what(run: FreshnessRun) -> str:
     "grouping_key...); the other flags are their defaults.  [env: DBT_PROM_PROJECTS]",
 )
 @click.option("--dry-run", is_flag=True, help="Print the exposition text to stdout; push nothing.")
-@click.option(
-    "--fail-on",
-    type=click.Choice([f.value for f in FailOn]),
-    default="never",
-    show_default=True,
-    envvar="DBT_PROM_FAIL_ON",
-    help="Exit 1 when a source reaches this status (warn: warn or worse; error: error or "
-    "runtime_error).  [env: DBT_PROM_FAIL_ON]",
-)
+@fail_on_option()
 @meta_label_option
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="Summary format: a table on stderr, or JSON on stdout.",
-)
+@format_option("Summary format: a table on stderr, or JSON on stdout.")
 def command(**kw: Any) -> None:
     """Run `dbt source freshness` in-process (or read its artifacts with --no-run) and push the
     per-source and run-level metrics to a Pushgateway.

@@ -24,6 +24,7 @@ from dbt_prom_bridge.cli.options import (
     CONNECTION_PARAMS,
     connection_config,
     env_help,
+    format_option,
     gateway_connection_options,
     remote_write_config,
     remote_write_connection_options,
@@ -159,14 +160,7 @@ def _listing(entries: tuple[SpilledRun, ...], fmt: str) -> None:
     help=env_help("dbt target path (as in dbt).", "DBT_TARGET_PATH"),
 )
 @click.option("--list", "list_only", is_flag=True, help="List the spilled runs on stdout; push nothing.")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="Format of --list.",
-)
+@format_option("Format of --list.")
 def command(**kw: Any) -> None:
     """Push the runs earlier pushes could not deliver (kept in the spill dir), once the gateway
     is back.

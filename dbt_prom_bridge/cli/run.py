@@ -35,6 +35,7 @@ from dbt_prom_bridge.cli.options import (
     dbt_config,
     dbt_options,
     delivery_options,
+    fail_on_option,
     gateway_config,
     gateway_options,
     meta_label_option,
@@ -142,15 +143,7 @@ def run_wrapped(command: list[str]) -> int:
     is_flag=True,
     help="With --no-run, push even if the gateway already holds this run or a newer one.",
 )
-@click.option(
-    "--fail-on",
-    type=click.Choice([f.value for f in FailOn]),
-    default="never",
-    show_default=True,
-    envvar="DBT_PROM_FAIL_ON",
-    help="Exit 1 (when the wrapped command succeeded) if a source reaches this status.  "
-    "[env: DBT_PROM_FAIL_ON]",
-)
+@fail_on_option(" (if the wrapped command succeeded)")
 @click.option(
     "--ignore-push-failure",
     is_flag=True,

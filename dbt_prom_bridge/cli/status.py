@@ -16,6 +16,8 @@ from dbt_prom_bridge.cli.options import (
     dbt_artifact_options,
     dbt_config,
     duration_option,
+    fail_on_option,
+    format_option,
     meta_label_option,
     meta_labels,
     wants_colour,
@@ -54,23 +56,9 @@ def header(run: FreshnessRun, now: float) -> str:
     default=None,
     help="Refuse (exit 2) a sources.json older than this (default: show it with its age).",
 )
-@click.option(
-    "--fail-on",
-    type=click.Choice([f.value for f in FailOn]),
-    default="never",
-    show_default=True,
-    envvar="DBT_PROM_FAIL_ON",
-    help="Exit 1 when a source reaches this status.  [env: DBT_PROM_FAIL_ON]",
-)
+@fail_on_option()
 @meta_label_option
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="A table, or the same as JSON.",
-)
+@format_option("A table, or the same as JSON.")
 def command(**kw: Any) -> None:
     """Print the freshness of every source as the last `dbt source freshness` left it in
     target/sources.json (joined with manifest.json): status, data age now, thresholds.
