@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -503,15 +504,17 @@ def check_age(generated_at: float | None, path: str, max_age: float, now: float)
 
 
 def human_duration(seconds: float) -> str:
-    """``93784`` -> ``1d 2h``; short, for messages and tables."""
+    """``93784`` -> ``1d2h``; short, for messages and tables (whole seconds)."""
+    if math.isnan(seconds):
+        return "?"
     sign = "-" if seconds < 0 else ""
-    s = abs(seconds)
+    if abs(seconds) >= 86400 * 365 * 100:
+        return f"{sign}{abs(seconds) / (86400 * 365.25):.0f}y"
+    s = round(abs(seconds))  # whole seconds first: 119.6 s is 2m00s, never 1m60s
     if s < 60:
-        return f"{sign}{s:.0f}s"
+        return f"{sign}{s}s"
     if s < 3600:
-        return f"{sign}{s // 60:.0f}m{s % 60:02.0f}s" if s < 600 else f"{sign}{s // 60:.0f}m"
+        return f"{sign}{s // 60}m{s % 60:02d}s" if s < 600 else f"{sign}{s // 60}m"
     if s < 86400:
-        return f"{sign}{s // 3600:.0f}h{(s % 3600) // 60:02.0f}m"
-    if s < 86400 * 365 * 100:
-        return f"{sign}{s // 86400:.0f}d{(s % 86400) // 3600:.0f}h"
-    return f"{sign}{s / (86400 * 365.25):.0f}y"
+        return f"{sign}{s // 3600}h{(s % 3600) // 60:02d}m"
+    return f"{sign}{s // 86400}d{(s % 86400) // 3600}h"
