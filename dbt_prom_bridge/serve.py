@@ -327,6 +327,7 @@ class Exporter:
         listen: tuple[str, int] = ("127.0.0.1", DEFAULT_PORT),
         log: Callable[[str], None] | None = None,
         clock: Callable[[], float] = time.time,
+        debug: bool = False,
     ) -> None:
         if interval <= 0:
             raise UsageError("--interval must be positive")
@@ -334,6 +335,8 @@ class Exporter:
         self.interval = interval
         self.log = log or (lambda _line: None)
         self.clock = clock
+        #: Log the traceback of an unexpected refresh error (``--debug``); else its one line only.
+        self.debug = debug
         self.state = ExporterState(interval, clock)
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(FreshnessCollector(self.state))
@@ -369,7 +372,10 @@ class Exporter:
             error = str(exc)
         except Exception as exc:  # the loop must survive; the reason goes to /healthz
             error = f"internal error: {type(exc).__name__}: {exc}"
-            self.log(traceback.format_exc().rstrip())
+            if self.debug:
+                self.log(traceback.format_exc().rstrip())
+            else:
+                error += " (a bug: rerun with --debug for the traceback and report it)"
         refresh = Refresh(started, time.perf_counter() - t0, run, error)
         self.state.record(refresh)
         if refresh.ok and run is not None:

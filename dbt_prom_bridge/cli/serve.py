@@ -61,7 +61,8 @@ def command(**kw: Any) -> None:
     opts = RunOptions(meta_labels=meta_labels(kw))
     listen = parse_listen(kw["listen"])
     refresher = Refresher(dbt, art, opts, on_event=None)
-    exporter = Exporter(refresher, kw["interval"], listen, log=log)
+    debug = bool((click.get_current_context().find_root().obj or {}).get("debug"))
+    exporter = Exporter(refresher, kw["interval"], listen, log=log, debug=debug)
     host, port = exporter.address
     shown = f"[{host}]" if ":" in host else host
     mode = "re-reading artifacts" if art.no_run else "running dbt source freshness"

@@ -240,6 +240,24 @@ def test_failing_refresh_gives_503_and_keeps_metrics(exporter: tuple[Exporter, l
     assert "internal error: RuntimeError: boom" in json.loads(get(url(exp, "/healthz"))[2])["reason"]
 
 
+@pytest.mark.parametrize("debug", [False, True])
+def test_an_unexpected_refresh_error_shows_a_traceback_only_with_debug(debug: bool) -> None:
+    lines: list[str] = []
+
+    def refresh() -> FreshnessRun:
+        raise RuntimeError("boom")
+
+    exp = Exporter(refresh, interval=60, listen=("127.0.0.1", 0), log=lines.append, debug=debug)
+    try:
+        exp.refresh_once()
+    finally:
+        exp.close()
+    logged = "\n".join(lines)
+    assert ("Traceback" in logged) is debug
+    assert "internal error: RuntimeError: boom" in logged
+    assert ("rerun with --debug" in logged) is not debug
+
+
 @requires("promtool")
 def test_metrics_page_passes_promtool(exporter: tuple[Exporter, list[Any]]) -> None:
     exp, _ = exporter
