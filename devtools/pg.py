@@ -40,7 +40,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from devtools.servers import LOOPBACK, free_port
+from devtools.servers import LOOPBACK, free_port, port_free
 
 DEFAULT_DIR = Path(".run") / "pg"
 DEFAULT_DB = "dbt_prom_demo"
@@ -141,18 +141,6 @@ def _socket_dir_for(base: Path) -> Path:
         return local
     digest = hashlib.sha256(str(base).encode()).hexdigest()[:12]
     return Path("/tmp") / f"dbt-prom-pg-{digest}"
-
-
-def _port_free(port: int) -> bool:
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((LOOPBACK, port))
-        except OSError:
-            return False
-    return True
 
 
 @dataclass
@@ -267,7 +255,7 @@ class Postgres:
         if self.running():
             return
         self.initdb()
-        if not _port_free(self.port):
+        if not port_free(self.port):
             raise PgError(f"port {self.port} on {LOOPBACK} is taken; run `down`, remove {self.base}, retry")
         self._own(self.socket_dir)
         options = " ".join(
@@ -393,7 +381,7 @@ def instance(base: Path, port: int | None = None) -> Postgres:
 def up(base: Path, dbname: str = DEFAULT_DB) -> Postgres:
     """Initialise (once), start (when stopped) and create the database (when missing)."""
     pg = instance(base)
-    if not pg.running() and not _port_free(pg.port):
+    if not pg.running() and not port_free(pg.port):
         pg.port = free_port()
     pg.start()
     pg.create_database(dbname)

@@ -29,7 +29,6 @@ import os
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -42,7 +41,7 @@ from typing import Any
 
 import yaml
 
-from devtools.servers import LOOPBACK, binary, free_port
+from devtools.servers import LOOPBACK, binary, free_port, port_free
 
 ROOT = Path(__file__).resolve().parent.parent
 OPS = ROOT / "ops"
@@ -169,16 +168,6 @@ class Stack:
             "PROMETHEUS_URL": self.url("prometheus"),
             "ALERTMANAGER_URL": self.url("alertmanager"),
         }
-
-
-def port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((LOOPBACK, port))
-        except OSError:
-            return False
-    return True
 
 
 def choose_ports(preferred: Mapping[str, int]) -> dict[str, int]:
