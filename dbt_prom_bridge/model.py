@@ -138,6 +138,14 @@ def meta_value(value: object) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
 
 
+def meta_get(meta: Iterable[tuple[str, str]], key: str) -> str:
+    """The value of ``key`` in (key, value) meta pairs, or ``""``."""
+    for k, v in meta:
+        if k == key:
+            return v
+    return ""
+
+
 def validate_meta_labels(keys: Iterable[str]) -> tuple[str, ...]:
     """Check ``--meta-label`` keys are usable label names; keep order, drop duplicates."""
     out: list[str] = []
@@ -245,10 +253,7 @@ class SourceDef:
         return self.warn_after is not None or self.error_after is not None
 
     def meta_get(self, key: str) -> str:
-        for k, v in self.meta:
-            if k == key:
-                return v
-        return ""
+        return meta_get(self.meta, key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,10 +306,7 @@ class SourceCheck:
         return (self.source_name, self.table_name)
 
     def meta_get(self, key: str) -> str:
-        for k, v in self.meta:
-            if k == key:
-                return v
-        return ""
+        return meta_get(self.meta, key)
 
 
 @dataclass(frozen=True, slots=True)
