@@ -168,6 +168,18 @@ def sources_json_stamp(dbt: DbtOptions, art: ArtifactOptions) -> tuple[int, int,
     return (st.st_mtime_ns, st.st_size, st.st_ino)
 
 
+def project_manifest(dbt: DbtOptions) -> Manifest:
+    """The project's manifest, parsed in-process (``rules``/``dashboard`` without ``--manifest``)."""
+    if not (dbt.project_dir / "dbt_project.yml").exists():
+        raise UsageError(
+            f"no dbt_project.yml in {dbt.project_dir}; pass --project-dir, or --manifest PATH "
+            "(a manifest.json from `dbt parse`)"
+        )
+    from dbt_prom_bridge.runner import parse_project
+
+    return parse_project(dbt)
+
+
 #: Why a failed run of a project whose name could not be read is not delivered.
 NAMELESS_FAILURE = (
     "nothing is pushed: the project's dbt_project.yml could not be read, so there is no project "

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from dbt_prom_bridge import dashboard
+from dbt_prom_bridge import api, dashboard
 from dbt_prom_bridge.artifacts import read_manifest
 from dbt_prom_bridge.cli import EXIT_CODES_HELP
 from dbt_prom_bridge.cli.options import (
@@ -31,14 +31,7 @@ def load_manifest(dbt: DbtOptions, manifest: Path | None, artifacts_dir: Path | 
         return read_manifest(manifest)
     if artifacts_dir is not None:
         return read_manifest(artifacts_dir / "manifest.json")
-    if not (dbt.project_dir / "dbt_project.yml").exists():
-        raise UsageError(
-            f"no dbt_project.yml in {dbt.project_dir}; pass --project-dir, or --manifest PATH "
-            "(a manifest.json from `dbt parse`)"
-        )
-    from dbt_prom_bridge.runner import parse_project
-
-    return parse_project(dbt)
+    return api.project_manifest(dbt)
 
 
 def diff(old: str, new: str, path: Path) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from dbt_prom_bridge import rules
+from dbt_prom_bridge import api, rules
 from dbt_prom_bridge.artifacts import read_manifest
 from dbt_prom_bridge.cli import EXIT_CODES_HELP
 from dbt_prom_bridge.cli.options import (
@@ -32,14 +32,7 @@ def load_manifests(
     found += [read_manifest(directory / "manifest.json") for directory in artifacts_dirs]
     if found:
         return found
-    if not (dbt.project_dir / "dbt_project.yml").exists():
-        raise UsageError(
-            f"no dbt_project.yml in {dbt.project_dir}; pass --project-dir, or --manifest PATH "
-            "(a manifest.json from `dbt parse`)"
-        )
-    from dbt_prom_bridge.runner import parse_project
-
-    return [parse_project(dbt)]
+    return [api.project_manifest(dbt)]
 
 
 @dataclass(frozen=True)
@@ -71,9 +64,7 @@ def load_projects(path: Path, dbt: DbtOptions) -> Loaded:
         elif spec.artifacts.artifacts_dir is not None:
             manifest = read_manifest(spec.artifacts.artifacts_dir / "manifest.json")
         else:
-            from dbt_prom_bridge.runner import parse_project
-
-            manifest = parse_project(replace(spec.dbt, select=(), exclude=()))
+            manifest = api.project_manifest(replace(spec.dbt, select=(), exclude=()))
         name = manifest_project(manifest)
         if name in first:
             where, other, meta = first[name]
