@@ -25,11 +25,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from dbt_prom_bridge.config import DEFAULT_JOB, format_duration
+from dbt_prom_bridge.errors import UsageError
 from dbt_prom_bridge.exposition import (
     CHECK_DURATION,
     ERROR_AFTER,
@@ -109,6 +111,18 @@ def promql_string(value: str) -> str:
     return "".join(out)
 
 
+_UID = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
+
+
+def check_uid(uid: str) -> str:
+    """Refuse a ``--uid`` Grafana would reject (at most 40 letters, digits, ``-`` and ``_``)."""
+    if not _UID.match(uid):
+        raise UsageError(
+            f"--uid {uid!r} is not a Grafana dashboard uid: use 1 to 40 letters, digits, - and _"
+        )
+    return uid
+
+
 def default_uid(project: str) -> str:
     """A short, stable, URL-safe uid per project (Grafana allows 40 characters)."""
     return "dbt-freshness-" + hashlib.sha256(project.encode()).hexdigest()[:12]
@@ -140,13 +154,13 @@ class _Builder:
         try:
             from grafana_foundation_sdk.builders import dashboard as db
         except ImportError:  # pragma: no cover - depends on the install
-            from dbt_prom_bridge.errors import UsageError
-
             raise UsageError(
                 "dbt-prom dashboard needs grafana-foundation-sdk: pip install 'dbt-prom-bridge[dashboard]'"
             ) from None
         from grafana_foundation_sdk.models import dashboard as dm
 
+        if opts.uid is not None:
+            check_uid(opts.uid)
         self.db = db
         self.dm = dm
         self.manifest = manifest

@@ -341,6 +341,9 @@ def test_cli_names_the_thresholds_it_cannot_show(tmp_path: Path, capsys: pytest.
         (["--manifest", str(MANIFEST), "--check"], "give --out"),
         (["--project-dir", "/nonexistent"], "no dbt_project.yml"),
         (["--manifest", str(MANIFEST), "--meta-label", "bad-label"], "not a valid Prometheus label name"),
+        # Grafana refuses such a uid on import: the dashboard was written all the same
+        (["--manifest", str(MANIFEST), "--uid", "x" * 41], "is not a Grafana dashboard uid"),
+        (["--manifest", str(MANIFEST), "--uid", "a/b"], "is not a Grafana dashboard uid"),
         # the dashboard covers every source: a selection was accepted and silently ignored
         (["--manifest", str(MANIFEST), "--select", "source:events"], "No such option '--select'"),
     ],
