@@ -64,6 +64,10 @@ def split_credentials(url: str, auth: HttpAuth) -> tuple[str, HttpAuth]:
     return clean, auth
 
 
+#: How a write fails when the server answered early and closed (plain or TLS).
+_CLOSED_WHILE_SENDING = (ssl.SSLEOFError, BrokenPipeError, ConnectionResetError)
+
+
 class HttpFailure(Exception):
     """One failed attempt. ``retryable`` says whether trying again can help."""
 
@@ -223,6 +227,13 @@ class HttpClient:
             raise HttpFailure(text, retryable=retryable, status=status) from None
         except urllib.error.URLError as exc:
             reason = exc.reason
+            if body and isinstance(reason, _CLOSED_WHILE_SENDING):
+                # The server answered (e.g. 401) and closed before reading the whole body: the
+                # answer is lost with the write. Ask again without a body to learn it.
+                self._probe(path, headers or {})
+                raise HttpFailure(
+                    f"{where} closed the connection while the request was sent", retryable=True
+                ) from None
             if isinstance(reason, ssl.SSLError | ssl.CertificateError):
                 raise HttpFailure(
                     f"TLS handshake with {where} failed ({self.scrub(str(reason))}); "
@@ -250,6 +261,14 @@ class HttpClient:
                 f"connection to {where} failed: {self.scrub(str(exc)) or type(exc).__name__}",
                 retryable=True,
             ) from None
+
+    def _probe(self, path: str, headers: Mapping[str, str]) -> None:
+        """A bodyless GET of ``path``: raises the auth/TLS failure it meets, else returns."""
+        try:
+            self.once("GET", path, None, {k: v for k, v in headers.items() if k != "Content-Type"})
+        except HttpFailure as failure:
+            if failure.status in (401, 403) or (failure.status is None and not failure.retryable):
+                raise
 
     def wait_before(self, attempt: int) -> float:
         """Seconds to wait before retry number ``attempt + 1`` (exponential, capped)."""

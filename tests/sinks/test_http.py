@@ -271,3 +271,68 @@ def test_unencoded_passwords_are_split_off_and_never_shown(url: str, host: str, 
 def test_at_sign_in_a_query_is_not_user_info() -> None:
     c = HttpClient("http://gw:9091/x?owner=a@b.example")
     assert c.display_url == "http://gw:9091/x" and c.auth.username is None
+
+
+class EarlyAnswer:
+    """A raw loopback server that answers as soon as it has the request head and closes without
+    reading the body (as a gateway rejecting credentials does), with a reset."""
+
+    def __init__(self, put_status: int, get_status: int) -> None:
+        import struct
+        import threading
+
+        self.statuses = {"PUT": put_status, "GET": get_status}
+        self.methods: list[str] = []
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self._linger = struct.pack("ii", 1, 0)
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    break
+                head += chunk
+            method = head.split(b" ", 1)[0].decode()
+            self.methods.append(method)
+            status = self.statuses.get(method, 500)
+            conn.sendall(f"HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode())
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, self._linger)
+            conn.close()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_an_answer_lost_while_the_body_is_sent_is_learnt_with_a_bodyless_probe() -> None:
+    server = EarlyAnswer(put_status=401, get_status=401)
+    try:
+        http = client(server.url, retries=3)
+        with pytest.raises(PushError, match=r"authentication failed \(HTTP 401\)"):
+            http.request("PUT", "/metrics/job/x", b"x" * 16_000_000)
+        assert server.methods[0] == "PUT" and "GET" in server.methods
+        assert server.methods.count("PUT") == 1  # an auth failure is not retried
+    finally:
+        server.close()
+
+
+def test_a_connection_closed_mid_body_without_an_auth_problem_is_retried() -> None:
+    server = EarlyAnswer(put_status=503, get_status=405)
+    sleeps = Sleeps()
+    try:
+        http = client(server.url, sleeps, retries=2)
+        with pytest.raises(PushError, match="closed the connection while the request was sent"):
+            http.request("PUT", "/metrics/job/x", b"x" * 16_000_000)
+        assert server.methods.count("PUT") == 3
+    finally:
+        server.close()
