@@ -119,11 +119,24 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj["debug"] = debug
 
 
+def hoist_debug(args: list[str]) -> tuple[list[str], bool]:
+    """Accept ``--debug`` anywhere before ``--`` (``dbt-prom push --debug``), as a group option.
+
+    What follows ``--`` (the command ``dbt-prom run`` wraps) is left alone.
+    """
+    end = args.index("--") if "--" in args else len(args)
+    if "--debug" not in args[:end]:
+        return args, False
+    head = [a for a in args[:end] if a != "--debug"]
+    return ["--debug", *head, *args[end:]], True
+
+
 def main(argv: list[str] | None = None) -> Any:
     """Console-script entry point: run the CLI and map errors to exit codes."""
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:]) or env_flag("DBT_PROM_DEBUG")
+    args, debug = hoist_debug(list(sys.argv[1:] if argv is None else argv))
+    debug = debug or env_flag("DBT_PROM_DEBUG")
     try:
-        return cli.main(args=argv, prog_name="dbt-prom", standalone_mode=False)
+        return cli.main(args=args, prog_name="dbt-prom", standalone_mode=False)
     except DbtPromError as exc:
         if debug:
             traceback.print_exc()
@@ -141,7 +154,7 @@ def main(argv: list[str] | None = None) -> Any:
         if debug:
             traceback.print_exc()
         click.echo(
-            f"dbt-prom: internal error: {_scrubbed(f'{type(exc).__name__}: {exc}', argv)}; "
+            f"dbt-prom: internal error: {_scrubbed(f'{type(exc).__name__}: {exc}', args)}; "
             "rerun with --debug for the traceback and please report it",
             err=True,
         )

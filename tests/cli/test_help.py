@@ -93,3 +93,23 @@ def test_stdout_closed_early_exits_141_quietly_not_1(tmp_path: Path) -> None:
     err = proc.stderr.read().decode()
     assert proc.wait() == 141, err
     assert "Traceback" not in err and "BrokenPipeError" not in err
+
+
+def test_debug_is_accepted_after_the_command_but_not_inside_a_wrapped_one() -> None:
+    from dbt_prom_bridge.cli import hoist_debug
+
+    assert hoist_debug(["push", "--debug", "--dry-run"]) == (["--debug", "push", "--dry-run"], True)
+    assert hoist_debug(["--debug", "push"]) == (["--debug", "push"], True)
+    assert hoist_debug(["run", "--", "dbt", "--debug", "build"]) == (
+        ["run", "--", "dbt", "--debug", "build"],
+        False,
+    )
+    assert hoist_debug(["status"]) == (["status"], False)
+
+
+def test_debug_after_the_command_shows_the_traceback(capsys: pytest.CaptureFixture[str], tmp_path) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["status", "--debug", "--sources-json", str(tmp_path / "missing.json")])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "dbt-prom: error:" in err
