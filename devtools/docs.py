@@ -81,8 +81,8 @@ def env_reference() -> str:
     for env in sorted(set(found) | set(extra)):
         if env in found:
             flags = ", ".join(f"`{f}`" for f in sorted(found[env]["flags"]))
-            commands = ", ".join(sorted(found[env]["commands"]))
+            where = ", ".join(sorted(found[env]["commands"]))
         else:
-            flags, commands = extra[env]
-        rows.append(f"| `{env}` | {flags} | {commands} |")
+            flags, where = extra[env]
+        rows.append(f"| `{env}` | {flags} | {where} |")
     return "\n".join(rows)
