@@ -255,48 +255,42 @@ _grouping_options = _stack(
         help="Extra grouping-key label (besides job, project, target). Repeatable.",
     ),
 )
+
+
+def auth_tls_options(prefix: str, what: str) -> Callable[[F], F]:
+    """``--PREFIX-user/-password-file/-token-file/-ca/-cert/-key`` with their ``DBT_PROM_*`` env
+    vars: one family per endpoint kind (gateway, remote write), all spelled the same way."""
+    env = "DBT_PROM_" + prefix.upper().replace("-", "_")
+
+    def path_option(suffix: str, text: str) -> Callable[[F], F]:
+        return click.option(
+            f"--{prefix}-{suffix}",
+            type=click.Path(dir_okay=False, path_type=Path),
+            envvar=f"{env}_{suffix.upper().replace('-', '_')}",
+            help=env_help(text, f"{env}_{suffix.upper().replace('-', '_')}"),
+        )
+
+    return _stack(
+        click.option(
+            f"--{prefix}-user",
+            envvar=f"{env}_USER",
+            help=env_help(
+                f"Basic-auth user for {what}; the password comes from {env}_PASSWORD or "
+                f"--{prefix}-password-file.",
+                f"{env}_USER",
+            ),
+        ),
+        path_option("password-file", f"File holding the basic-auth password for {what}."),
+        path_option("token-file", f"File holding a bearer token for {what} (or set {env}_TOKEN)."),
+        path_option("ca", f"CA bundle to verify the TLS certificate of {what}."),
+        path_option("cert", f"Client certificate for mutual TLS with {what}."),
+        path_option("key", f"Private key of --{prefix}-cert."),
+    )
+
+
 #: How to reach the gateway (URL, auth, TLS, timeout, retries), without job and grouping key.
 _connection_options = _stack(
-    click.option(
-        "--gateway-user",
-        envvar="DBT_PROM_GATEWAY_USER",
-        help=env_help(
-            "Basic-auth user; the password comes from DBT_PROM_GATEWAY_PASSWORD or --gateway-password-file.",
-            "DBT_PROM_GATEWAY_USER",
-        ),
-    ),
-    click.option(
-        "--gateway-password-file",
-        type=click.Path(dir_okay=False, path_type=Path),
-        envvar="DBT_PROM_GATEWAY_PASSWORD_FILE",
-        help=env_help("File holding the basic-auth password.", "DBT_PROM_GATEWAY_PASSWORD_FILE"),
-    ),
-    click.option(
-        "--gateway-token-file",
-        type=click.Path(dir_okay=False, path_type=Path),
-        envvar="DBT_PROM_GATEWAY_TOKEN_FILE",
-        help=env_help(
-            "File holding a bearer token (or set DBT_PROM_GATEWAY_TOKEN).", "DBT_PROM_GATEWAY_TOKEN_FILE"
-        ),
-    ),
-    click.option(
-        "--gateway-ca",
-        type=click.Path(dir_okay=False, path_type=Path),
-        envvar="DBT_PROM_GATEWAY_CA",
-        help=env_help("CA bundle to verify the gateway's TLS certificate.", "DBT_PROM_GATEWAY_CA"),
-    ),
-    click.option(
-        "--gateway-cert",
-        type=click.Path(dir_okay=False, path_type=Path),
-        envvar="DBT_PROM_GATEWAY_CERT",
-        help=env_help("Client certificate for mutual TLS.", "DBT_PROM_GATEWAY_CERT"),
-    ),
-    click.option(
-        "--gateway-key",
-        type=click.Path(dir_okay=False, path_type=Path),
-        envvar="DBT_PROM_GATEWAY_KEY",
-        help=env_help("Private key of --gateway-cert.", "DBT_PROM_GATEWAY_KEY"),
-    ),
+    auth_tls_options("gateway", "the gateway"),
     duration_option(
         "--timeout", default="10s", envvar="DBT_PROM_TIMEOUT", help="Timeout of each HTTP request."
     ),
@@ -438,52 +432,7 @@ remote_write_url_option = click.option(
     ),
 )
 
-_remote_write_auth_options = _stack(
-    click.option(
-        "--remote-write-user",
-        envvar="DBT_PROM_REMOTE_WRITE_USER",
-        help=env_help(
-            "Remote-write basic-auth user; the password comes from DBT_PROM_REMOTE_WRITE_PASSWORD or "
-            "--remote-write-password-file.",
-            "DBT_PROM_REMOTE_WRITE_USER",
-        ),
-    ),
-    click.option(
-        "--remote-write-password-file",
-        type=click.Path(dir_okay=False, path_type=Path),
-        envvar="DBT_PROM_REMOTE_WRITE_PASSWORD_FILE",
-        help=env_help("File holding the remote-write password.", "DBT_PROM_REMOTE_WRITE_PASSWORD_FILE"),
-    ),
-    click.option(
-        "--remote-write-token-file",
-        type=click.Path(dir_okay=False, path_type=Path),
-        envvar="DBT_PROM_REMOTE_WRITE_TOKEN_FILE",
-        help=env_help(
-            "File holding a remote-write bearer token (or set DBT_PROM_REMOTE_WRITE_TOKEN).",
-            "DBT_PROM_REMOTE_WRITE_TOKEN_FILE",
-        ),
-    ),
-    click.option(
-        "--remote-write-ca",
-        type=click.Path(dir_okay=False, path_type=Path),
-        envvar="DBT_PROM_REMOTE_WRITE_CA",
-        help=env_help("CA bundle to verify the remote-write endpoint.", "DBT_PROM_REMOTE_WRITE_CA"),
-    ),
-    click.option(
-        "--remote-write-cert",
-        type=click.Path(dir_okay=False, path_type=Path),
-        envvar="DBT_PROM_REMOTE_WRITE_CERT",
-        help=env_help(
-            "Client certificate for mutual TLS with the remote-write endpoint.", "DBT_PROM_REMOTE_WRITE_CERT"
-        ),
-    ),
-    click.option(
-        "--remote-write-key",
-        type=click.Path(dir_okay=False, path_type=Path),
-        envvar="DBT_PROM_REMOTE_WRITE_KEY",
-        help=env_help("Private key of --remote-write-cert.", "DBT_PROM_REMOTE_WRITE_KEY"),
-    ),
-)
+_remote_write_auth_options = auth_tls_options("remote-write", "the remote-write endpoint")
 
 #: Remote write: URL, auth/TLS, batch size (``push``; job, --grouping-key, timeout and retries are shared).
 remote_write_options = _stack(
