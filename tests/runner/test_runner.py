@@ -50,6 +50,8 @@ def test_run_returns_every_source_including_runtime_errors(sample_project: DbtPr
     assert written["metadata"]["invocation_id"] == outcome.artifact.invocation_id
     assert "source.dbt_prom_demo.orders.refunds" not in {r["unique_id"] for r in written["results"]}
     assert len(written["results"]) == len(EXPECTED_STATUS) - 1
+    # The freshness invocation skips dbt's manifest rewrite; the parse before it wrote one.
+    assert (sample_project.sources_json.parent / "manifest.json").is_file()
 
     assert outcome.manifest is not None
     assert set(map(key, outcome.manifest.sources)) == set(EXPECTED_STATUS) | set(NO_FRESHNESS)

@@ -191,6 +191,7 @@ def test_fingerprint_changes_with_project_files_only(tmp_path: Path) -> None:
     first = runner.project_fingerprint(tmp_path)
     (tmp_path / "target" / "sources.json").write_text("{}")
     (tmp_path / "notes.txt").write_text("not part of the project")
+    (tmp_path / ".user.yml").write_text("id: 1\n")  # dbt's user id, written by the first run
     assert runner.project_fingerprint(tmp_path) == first
     (tmp_path / "models" / "a.sql").write_text("select 2 as changed\n")
     assert runner.project_fingerprint(tmp_path) != first
@@ -211,3 +212,23 @@ def test_secrets_are_scrubbed_before_truncation() -> None:
     exc = RuntimeError("x" * 390 + secret)
     message = runner.describe_exception(exc, secrets=[secret])
     assert "abcdef" not in message
+
+
+def test_freshness_speedups_leave_flags_the_user_set_to_dbt() -> None:
+    assert runner.freshness_speedups({}) == ["--no-write-json", "--no-populate-cache"]
+    assert runner.freshness_speedups({"DBT_WRITE_JSON": "true"}) == ["--no-populate-cache"]
+    assert runner.freshness_speedups({"DBT_POPULATE_CACHE": "1", "DBT_WRITE_JSON": "0"}) == []
+
+
+def test_write_sources_json_uses_dbts_writer_and_survives_a_readonly_dir(tmp_path: Path) -> None:
+    written: list[str] = []
+    result = SimpleNamespace(write=lambda path: (written.append(path), Path(path).write_text("{}")))
+    target = tmp_path / "target" / "sources.json"
+    runner.write_sources_json(result, target)
+    assert written == [str(target)] and target.read_text() == "{}"
+
+    def refuse(path: str) -> None:
+        raise PermissionError(13, "Permission denied", path)
+
+    runner.write_sources_json(SimpleNamespace(write=refuse), target)  # no exception: best effort
+    runner.write_sources_json(object(), target)  # a result without write(): nothing to do
