@@ -554,11 +554,7 @@ class DbtFreshnessRunner:
             self.parse()
             parse_seconds = time.perf_counter() - started
         events = _Events(on_event)
-        args = (
-            dbt_args(self.dbt, ["source", "freshness"])
-            + freshness_speedups()
-            + selection_args(self.dbt)
-        )
+        args = dbt_args(self.dbt, ["source", "freshness"]) + freshness_speedups() + selection_args(self.dbt)
         started = time.perf_counter()
         res = self._invoke(runner_cls, args, events, manifest=self._cache.dbt_manifest)
         freshness_seconds = time.perf_counter() - started
