@@ -146,7 +146,10 @@ def main(argv: list[str] | None = None) -> Any:
         click.echo("dbt-prom: aborted", err=True)
         sys.exit(130)
     except click.ClickException as exc:
-        exc.show()
+        if type(exc).__name__ == "NoArgsIsHelpError":  # click >= 8.2: a bare group shows its help
+            exc.show()
+        else:
+            click.echo(f"dbt-prom: error: {click_error_line(exc, args)}", err=True)
         sys.exit(int(ExitCode.INPUT) if exc.exit_code == 2 else exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
@@ -159,6 +162,16 @@ def main(argv: list[str] | None = None) -> Any:
             err=True,
         )
         sys.exit(int(ExitCode.INTERNAL))
+
+
+def click_error_line(exc: click.ClickException, argv: list[str] | None) -> str:
+    """A click error as one scrubbed line: what was wrong, and where the usage is
+    (click's own three lines put the cause last, after a usage line)."""
+    message = _scrubbed(exc.format_message(), argv).replace(". (", " (").rstrip(".")
+    ctx = getattr(exc, "ctx", None)
+    if isinstance(exc, click.UsageError) and ctx is not None:
+        message += f" (see '{ctx.command_path} --help')"
+    return message
 
 
 def _scrubbed(text: str, argv: list[str] | None) -> str:

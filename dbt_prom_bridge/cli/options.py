@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from click.core import ParameterSource
 
 from dbt_prom_bridge.config import (
     DEFAULT_JOB,
@@ -176,7 +177,36 @@ def artifact_config(kw: dict[str, Any]) -> ArtifactOptions:
                 f"{flag} only makes sense with --no-run (a dbt run reads the artifacts it writes); "
                 "add --no-run, or drop it"
             )
+    if not art.no_run:
+        ignored = no_run_only_flags_given()
+        if ignored:
+            click.echo(
+                f"dbt-prom: warning: {', '.join(ignored)} only apply with --no-run (a dbt run's "
+                "own results are never stale); ignored",
+                err=True,
+            )
     return art
+
+
+#: Flags that only change how --no-run reads an existing artifact (parameter name -> flag).
+_NO_RUN_ONLY = {
+    "max_artifact_age": "--max-artifact-age",
+    "allow_stale_artifact": "--allow-stale-artifact",
+    "force": "--force",
+}
+
+
+def no_run_only_flags_given() -> list[str]:
+    """The --no-run-only flags typed on this command line (an env var set for cron jobs that
+    also run without --no-run is not worth a warning)."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return []
+    return [
+        flag
+        for name, flag in _NO_RUN_ONLY.items()
+        if name in ctx.params and ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE
+    ]
 
 
 def fail_on_option(when: str = "") -> Callable[[F], F]:

@@ -51,6 +51,49 @@ def test_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) ->
     assert "No such command" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["push", "--bogus"], "dbt-prom: error: No such option '--bogus' (see 'dbt-prom push --help')"),
+        (["pus"], "dbt-prom: error: No such command 'pus' (see 'dbt-prom --help')"),
+        (
+            ["run"],
+            "dbt-prom: error: Missing argument '-- COMMAND [ARGS]...' (see 'dbt-prom run --help')",
+        ),
+        (
+            ["rules", "--mode", "x"],
+            "dbt-prom: error: Invalid value for '--mode': 'x' is not one of 'per-source', 'dynamic' "
+            "(see 'dbt-prom rules --help')",
+        ),
+        (
+            ["push", "--gatway", "x"],
+            "dbt-prom: error: No such option '--gatway' (Did you mean one of: '--gateway', "
+            "'--gateway-ca', '--gateway-key'?) (see 'dbt-prom push --help')",
+        ),
+        (
+            ["push", "--retries", "x", "--gateway", "http://user:s3cret-pw@gw:9091"],
+            "dbt-prom: error: Invalid value for '--retries': 'x' is not a valid integer range "
+            "(see 'dbt-prom push --help')",
+        ),
+    ],
+)
+def test_click_usage_errors_are_one_line(
+    argv: list[str], expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.err == expected + "\n" and captured.out == ""
+
+
+def test_a_bare_command_group_still_shows_its_help(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main([])
+    assert exc.value.code == 2
+    assert "Commands:" in capsys.readouterr().err
+
+
 def test_bad_flag_value_is_exit_2_with_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["push", "--dry-run", "--no-run", "--max-artifact-age", "soon"])

@@ -40,6 +40,29 @@ def test_artifact_files_without_no_run_are_refused_not_ignored(
     assert f"{flag} only makes sense with --no-run" in capsys.readouterr().err
 
 
+def test_no_run_only_flags_without_no_run_are_named_as_ignored(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Stops at "nowhere to push" (exit 2) before dbt runs: the warning comes first.
+    with pytest.raises(SystemExit) as exc:
+        main(["push", "--allow-stale-artifact", "--max-artifact-age", "2h", "--force"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "warning: --max-artifact-age, --allow-stale-artifact, --force only apply with --no-run" in err
+    assert "nowhere to push" in err
+
+    # The same settings from the environment (shared by jobs with and without --no-run): quiet.
+    monkeypatch.setenv("DBT_PROM_MAX_ARTIFACT_AGE", "2h")
+    with pytest.raises(SystemExit):
+        main(["push"])
+    assert "warning" not in capsys.readouterr().err
+
+    # With --no-run they are used, not warned about.
+    with pytest.raises(SystemExit):
+        main(["push", "--no-run", "--allow-stale-artifact"])
+    assert "only apply with --no-run" not in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("flag", ["gateway", "remote-write"])
 def test_gateway_and_remote_write_auth_flags_are_read_alike(
     flag: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
