@@ -150,6 +150,28 @@ def _rule_times(prometheus: servers.Server, file: str) -> tuple[float, float]:
     return threshold, shared
 
 
+def _cpu_seconds(prometheus: servers.Server) -> float:
+    """Prometheus's ``process_cpu_seconds_total`` (user + system CPU of the server process)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(prometheus.url + "/metrics", timeout=60) as resp:
+        text = resp.read().decode()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "process_cpu_seconds_total":
+                return float(sample.value)
+    raise RuntimeError("Prometheus does not report process_cpu_seconds_total")
+
+
+def _cpu_per_second(prometheus: servers.Server, seconds: float) -> float:
+    """Prometheus's CPU seconds per wall second over ``seconds``, sampled as the modes are."""
+    start, wall = _cpu_seconds(prometheus), time.monotonic()
+    for _ in range(int(seconds // EVAL_INTERVAL)):
+        time.sleep(EVAL_INTERVAL)
+        _own_metrics(prometheus, "prometheus_rule_group_last_duration_seconds", "-")
+    return (_cpu_seconds(prometheus) - start) / (time.monotonic() - wall)
+
+
 def _wait(what: str, probe: Any, timeout: float) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -207,7 +229,10 @@ def _evaluation_cost(workdir: Path, manifest_dir: Path, results: int) -> dict[st
             lambda: (_scalar(prometheus, "count(dbt_source_has_data)") or 0) >= results,
             180,
         )
-        out: dict[str, dict[str, float]] = {}
+        # Prometheus's CPU with no rules loaded over the same window: scrapes and our own
+        # sampling requests, subtracted from each mode's CPU below.
+        base_cpu = _cpu_per_second(prometheus, SAMPLES * EVAL_INTERVAL)
+        out: dict[str, dict[str, float]] = {"baseline": {"cpu_per_s": base_cpu}}
         for mode in MODES:
             for old in rules_dir.glob("*.yml"):
                 old.unlink()
@@ -232,6 +257,7 @@ def _evaluation_cost(workdir: Path, manifest_dir: Path, results: int) -> dict[st
                 600,
             )
             sums, slowest, thresholds, shared = [], [], [], []
+            cpu_start, wall_start = _cpu_seconds(prometheus), time.monotonic()
             for _ in range(SAMPLES):
                 time.sleep(EVAL_INTERVAL)
                 last = _own_metrics(prometheus, "prometheus_rule_group_last_duration_seconds", file)
@@ -248,8 +274,11 @@ def _evaluation_cost(workdir: Path, manifest_dir: Path, results: int) -> dict[st
                     by_kind = _rule_times(prometheus, file)
                     thresholds.append(by_kind[0])
                     shared.append(by_kind[1])
+            cpu_per_s = (_cpu_seconds(prometheus) - cpu_start) / (time.monotonic() - wall_start)
             firing = _scalar(prometheus, "count(ALERTS)") or 0
             out[mode] = {
+                # CPU seconds the rules cost per evaluation: no concurrency or wait in it.
+                "cpu": max(cpu_per_s - base_cpu, 0.0) * EVAL_INTERVAL,
                 "sum": statistics.median(sums),
                 "max": statistics.median(slowest),
                 "threshold": statistics.median(thresholds),
@@ -303,6 +332,7 @@ def run() -> list[tuple[str, str]]:
             for mode in MODES:
                 _generate(written.manifest, mode, workdir / f"{mode}.yml")
             cost = _evaluation_cost(workdir, written.manifest.parent, written.n_results)
+            cost.pop("baseline")
             for mode, c in cost.items():
                 figures.append(
                     (
@@ -322,6 +352,13 @@ def run() -> list[tuple[str, str]]:
             ratio = per["sum"] / dyn["sum"] if dyn["sum"] else float("inf")
             target = " (target >= 10x)" if label == datasets[0][0] else ""
             figures.append((f"evaluation cost per-source / dynamic, {label}{target}", f"{ratio:.1f}x"))
+            figures.append(
+                (
+                    f"  Prometheus CPU per evaluation (above no rules), per-source / dynamic, {label}",
+                    f"{per['cpu'] * 1000:.0f} ms / {dyn['cpu'] * 1000:.0f} ms = "
+                    + (f"{per['cpu'] / dyn['cpu']:.1f}x" if dyn["cpu"] else "dynamic below noise"),
+                )
+            )
             only = per["threshold"] / dyn["threshold"] if dyn["threshold"] else float("inf")
             name = f"  Warn/Error threshold rules only, per-source / dynamic, {label}"
             figures.append((name, f"{only:.1f}x"))
