@@ -222,7 +222,12 @@ def test_freshness_speedups_leave_flags_the_user_set_to_dbt() -> None:
 
 def test_write_sources_json_uses_dbts_writer_and_survives_a_readonly_dir(tmp_path: Path) -> None:
     written: list[str] = []
-    result = SimpleNamespace(write=lambda path: (written.append(path), Path(path).write_text("{}")))
+
+    def write(path: str) -> None:
+        written.append(path)
+        Path(path).write_text("{}")
+
+    result = SimpleNamespace(write=write)
     target = tmp_path / "target" / "sources.json"
     runner.write_sources_json(result, target)
     assert written == [str(target)] and target.read_text() == "{}"
