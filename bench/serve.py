@@ -2,7 +2,9 @@
 
 Figures (printed, never asserted; target for the ratio: <= 0.1):
 
-- ``dbt source freshness`` (the dbt CLI, a fresh process each time) wall time, median of N;
+- ``dbt source freshness`` (the dbt CLI, a fresh process each time) wall time, median of N,
+  interleaved with the refreshes below (CLI run, refresh, CLI run, ...) so that the machine's
+  noise slows both sides of the ratio alike;
 - one ``serve`` refresh after the first (dbt imported, parsed manifest kept in memory by the
   long-lived runner: :class:`dbt_prom_bridge.serve.Refresher`), median of N;
 - the raw-SQL floor: the same ``max(loaded_at)`` queries, sent through the dbt adapter's own
@@ -23,6 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -40,11 +43,17 @@ refresher = Refresher(dbt, ArtifactOptions(), RunOptions())
 t0 = time.perf_counter()
 first = refresher()
 first_s = time.perf_counter() - t0
+print(json.dumps({"ready": first_s}), flush=True)
+# One refresh per line on stdin: the parent interleaves them with its CLI runs, so a noisy
+# neighbour slows both sides of the ratio alike.
 refreshes = []
-for _ in range(rounds):
+for line in sys.stdin:
+    if line.strip() != "refresh":
+        break
     t = time.perf_counter()
     run = refresher()
     refreshes.append(time.perf_counter() - t)
+    print(json.dumps({"refresh": refreshes[-1]}), flush=True)
 assert run.success, run.error
 
 # The raw-SQL floor: the freshness queries dbt runs, through the adapter's own connection.
@@ -104,6 +113,20 @@ def _timed(argv: list[str], env: dict[str, str]) -> float:
     return elapsed
 
 
+def _answer(child: subprocess.Popen[str], key: str, errors: Any) -> float:
+    """The next line the in-process child prints: ``{key: seconds}``."""
+    assert child.stdout is not None
+    line = child.stdout.readline()
+    if not line:
+        raise RuntimeError(f"serve benchmark failed: {_tail(errors)}")
+    return float(json.loads(line)[key])
+
+
+def _tail(errors: Any) -> str:
+    errors.seek(0)
+    return str(errors.read())[-2000:]
+
+
 def run() -> list[tuple[str, str]]:
     from tests.fixtures_dbt import DbtProjectEnv, copy_project, started_postgres
 
@@ -114,21 +137,38 @@ def run() -> list[tuple[str, str]]:
         proc_env = env.subprocess_env()
         dbt_argv = [str(BIN / "dbt"), "source", "freshness", *env.cli_args()]
         _timed(dbt_argv, proc_env)  # warm the partial-parse cache and the OS file cache
-        cli_times = [_timed(dbt_argv, proc_env) for _ in range(ROUNDS)]
-        in_process = subprocess.run(
+        errors = (Path(tmp) / "in-process.err").open("w+")  # a file: a full pipe would block it
+        child = subprocess.Popen(
             [sys.executable, "-c", _IN_PROCESS, str(project), str(ROUNDS)],
             env={**proc_env, "PYTHONPATH": str(ROOT)},
-            capture_output=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=errors,
             text=True,
-            timeout=600,
-            check=False,
         )
-        if in_process.returncode != 0:
-            raise RuntimeError(f"serve benchmark failed: {in_process.stderr[-2000:]}")
-        figures = json.loads(in_process.stdout.strip().splitlines()[-1])
+        assert child.stdin is not None and child.stdout is not None
+        try:
+            first = _answer(child, "ready", errors)
+            cli_times, refreshes = [], []
+            for _ in range(ROUNDS):  # interleaved: CLI run, refresh, CLI run, refresh...
+                cli_times.append(_timed(dbt_argv, proc_env))
+                child.stdin.write("refresh\n")
+                child.stdin.flush()
+                refreshes.append(_answer(child, "refresh", errors))
+            child.stdin.write("done\n")
+            child.stdin.close()
+            figures = json.loads(child.stdout.read().strip().splitlines()[-1])
+            if child.wait(timeout=600) != 0:
+                raise RuntimeError(f"serve benchmark failed: {_tail(errors)}")
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+            errors.close()
 
     cli = statistics.median(cli_times)
-    refresh, floor = figures["refresh"], figures["floor"]
+    refresh, floor = statistics.median(refreshes), figures["floor"]
+    figures["first"] = first
     return [
         ("sample project sources checked", str(figures["sources"])),
         (f"dbt source freshness (CLI) wall, median of {ROUNDS}", f"{cli:.3f} s"),
