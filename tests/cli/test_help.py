@@ -87,6 +87,19 @@ def test_click_usage_errors_are_one_line(
     assert captured.err == expected + "\n" and captured.out == ""
 
 
+def test_click_usage_errors_never_echo_a_secret(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DBT_PROM_GATEWAY_PASSWORD", "hunter22-pw")
+    for value in ("http://u:s3cret-pw@gw:9091", "hunter22-pw"):
+        with pytest.raises(SystemExit) as exc:
+            main(["push", "--retries", value])
+        assert exc.value.code == 2
+        err = capsys.readouterr().err
+        assert "is not a valid integer range" in err
+        assert "s3cret-pw" not in err and "hunter22-pw" not in err
+
+
 def test_a_bare_command_group_still_shows_its_help(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         main([])
