@@ -17,6 +17,7 @@ from dbt_prom_bridge.cli.options import (
     duration_option,
     meta_label_option,
     meta_labels,
+    warn,
 )
 from dbt_prom_bridge.config import DEFAULT_JOB, DbtOptions
 from dbt_prom_bridge.errors import ArtifactError, CheckFailed, UsageError
@@ -133,11 +134,9 @@ def command(**kw: Any) -> None:
     )
     manifest = load_manifest(dbt, kw["manifest"], kw["artifacts_dir"])
     for warning in dashboard.threshold_warnings(manifest):
-        click.echo(f"dbt-prom: warning: {warning}", err=True)
+        warn(warning)
     if not dashboard.freshness_sources(manifest):
-        click.echo(
-            "dbt-prom: warning: no source in the manifest has freshness configured; the dashboard "
-            "has only the run-level panels",
-            err=True,
+        warn(
+            "no source in the manifest has freshness configured; the dashboard has only the run-level panels"
         )
     write_or_check(dashboard.render(manifest, opts), kw["out"], kw["check"])

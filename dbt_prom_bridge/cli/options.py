@@ -35,6 +35,11 @@ def _stack(*decorators: Callable[[F], F]) -> Callable[[F], F]:
     return apply
 
 
+def warn(message: str) -> None:
+    """One ``dbt-prom: warning:`` line on stderr (every command's warnings look alike)."""
+    click.echo(f"dbt-prom: warning: {message}", err=True)
+
+
 def env_help(text: str, env: str) -> str:
     return f"{text}  [env: {env}]"
 
@@ -180,10 +185,9 @@ def artifact_config(kw: dict[str, Any]) -> ArtifactOptions:
     if not art.no_run:
         ignored = no_run_only_flags_given()
         if ignored:
-            click.echo(
-                f"dbt-prom: warning: {', '.join(ignored)} only apply with --no-run (a dbt run's "
-                "own results are never stale); ignored",
-                err=True,
+            warn(
+                f"{', '.join(ignored)} only apply with --no-run (a dbt run's own results are never "
+                "stale); ignored"
             )
     return art
 

@@ -26,6 +26,7 @@ from dbt_prom_bridge.cli.options import (
     remote_write_options,
     spill_dir,
     wants_colour,
+    warn,
 )
 from dbt_prom_bridge.cli.replay import print_report, replay_command
 from dbt_prom_bridge.config import (
@@ -41,10 +42,6 @@ from dbt_prom_bridge.exposition import iter_text
 from dbt_prom_bridge.model import FailOn, FreshnessRun
 from dbt_prom_bridge.sinks import textfile
 from dbt_prom_bridge.sinks.spill import RunSpilled
-
-
-def warn(message: str) -> None:
-    click.echo(f"dbt-prom: warning: {message}", err=True)
 
 
 def report(run: FreshnessRun, fmt: str) -> None:

@@ -18,6 +18,7 @@ from dbt_prom_bridge.cli.options import (
     duration_option,
     meta_label_option,
     meta_labels,
+    warn,
 )
 from dbt_prom_bridge.config import DEFAULT_JOB, DbtOptions, format_duration
 from dbt_prom_bridge.errors import ArtifactError, CheckFailed, UsageError
@@ -350,7 +351,7 @@ def command(**kw: Any) -> None:
         click.echo(f"dbt-prom: {note}", err=True)
     generated = rules.generate(loaded.manifests, opts, outputs, inputs, loaded.meta_labels)
     for warning in generated.warnings:
-        click.echo(f"dbt-prom: warning: {warning}", err=True)
+        warn(warning)
     write_or_check(generated, kw["check"])
     if not kw["check"] and any(f.path is not None for f in generated.files):
         click.echo(

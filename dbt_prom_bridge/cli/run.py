@@ -42,8 +42,9 @@ from dbt_prom_bridge.cli.options import (
     meta_labels,
     remote_write_config,
     remote_write_options,
+    warn,
 )
-from dbt_prom_bridge.cli.push import deliver, delivery_config, gate, on_event, report, warn
+from dbt_prom_bridge.cli.push import deliver, delivery_config, gate, on_event, report
 from dbt_prom_bridge.config import DbtOptions, RunOptions
 from dbt_prom_bridge.errors import DbtPromError, PushError, UsageError
 from dbt_prom_bridge.model import FailOn

@@ -21,8 +21,9 @@ from dbt_prom_bridge.cli.options import (
     meta_label_option,
     meta_labels,
     wants_colour,
+    warn,
 )
-from dbt_prom_bridge.cli.push import gate, warn
+from dbt_prom_bridge.cli.push import gate
 from dbt_prom_bridge.config import ArtifactOptions, RunOptions
 from dbt_prom_bridge.model import FailOn, FreshnessRun
 
