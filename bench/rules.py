@@ -21,6 +21,7 @@ collects it with the others. ``BENCH_RULES_SIZES`` (default ``10000,100000``) an
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -31,6 +32,7 @@ import tempfile
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -114,18 +116,23 @@ def _reload(prometheus: servers.Server) -> None:
         pass
 
 
-def _own_metrics(prometheus: servers.Server, name: str, file: str) -> dict[str, float]:
-    """``name`` per rule group of ``file``, from Prometheus's own /metrics."""
+def _own_samples(prometheus: servers.Server) -> Iterator[Any]:
+    """The samples of Prometheus's own /metrics."""
     from prometheus_client.parser import text_string_to_metric_families
 
     with urllib.request.urlopen(prometheus.url + "/metrics", timeout=60) as resp:
         text = resp.read().decode()
-    out = {}
     for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            group = sample.labels.get("rule_group", "")
-            if sample.name == name and group.split(";", 1)[0].endswith("/" + file):
-                out[group] = sample.value
+        yield from family.samples
+
+
+def _own_metrics(prometheus: servers.Server, name: str, file: str) -> dict[str, float]:
+    """``name`` per rule group of ``file``, from Prometheus's own /metrics."""
+    out = {}
+    for sample in _own_samples(prometheus):
+        group = sample.labels.get("rule_group", "")
+        if sample.name == name and group.split(";", 1)[0].endswith("/" + file):
+            out[group] = sample.value
     return out
 
 
@@ -152,14 +159,9 @@ def _rule_times(prometheus: servers.Server, file: str) -> tuple[float, float]:
 
 def _cpu_seconds(prometheus: servers.Server) -> float:
     """Prometheus's ``process_cpu_seconds_total`` (user + system CPU of the server process)."""
-    from prometheus_client.parser import text_string_to_metric_families
-
-    with urllib.request.urlopen(prometheus.url + "/metrics", timeout=60) as resp:
-        text = resp.read().decode()
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == "process_cpu_seconds_total":
-                return float(sample.value)
+    for sample in _own_samples(prometheus):
+        if sample.name == "process_cpu_seconds_total":
+            return float(sample.value)
     raise RuntimeError("Prometheus does not report process_cpu_seconds_total")
 
 
@@ -170,16 +172,6 @@ def _cpu_per_second(prometheus: servers.Server, seconds: float) -> float:
         time.sleep(EVAL_INTERVAL)
         _own_metrics(prometheus, "prometheus_rule_group_last_duration_seconds", "-")
     return (_cpu_seconds(prometheus) - start) / (time.monotonic() - wall)
-
-
-def _wait(what: str, probe: Any, timeout: float) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(1)
-    raise RuntimeError(f"timed out waiting for {what}")
 
 
 def _evaluation_cost(workdir: Path, manifest_dir: Path, results: int) -> dict[str, dict[str, float]]:
@@ -224,7 +216,7 @@ def _evaluation_cost(workdir: Path, manifest_dir: Path, results: int) -> dict[st
         )
         prometheus = servers.start_prometheus(workdir / "prometheus", config)
         started.append(prometheus)
-        _wait(
+        servers.wait_for(
             "the gateway's series in Prometheus",
             lambda: (_scalar(prometheus, "count(dbt_source_has_data)") or 0) >= results,
             180,
@@ -239,21 +231,18 @@ def _evaluation_cost(workdir: Path, manifest_dir: Path, results: int) -> dict[st
             shutil.copy(workdir / f"{mode}.yml", rules_dir / f"{mode}.yml")
             _reload(prometheus)
             file = f"{mode}.yml"
-            groups = _wait(
+            groups = servers.wait_for(
                 f"{mode} rules to be loaded",
-                lambda file=file: _own_metrics(prometheus, "prometheus_rule_group_rules", file),
+                functools.partial(_own_metrics, prometheus, "prometheus_rule_group_rules", file),
                 300,
             )
             rule_count = sum(groups.values())
-            _wait(
+            iterations = functools.partial(
+                _own_metrics, prometheus, "prometheus_rule_group_iterations_total", file
+            )
+            servers.wait_for(
                 f"{WARMUP} evaluations of every {mode} group",
-                lambda file=file: (
-                    min(
-                        _own_metrics(prometheus, "prometheus_rule_group_iterations_total", file).values(),
-                        default=0,
-                    )
-                    >= WARMUP
-                ),
+                lambda: min(iterations().values(), default=0) >= WARMUP,  # noqa: B023 (called now)
                 600,
             )
             sums, slowest, thresholds, shared = [], [], [], []

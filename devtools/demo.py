@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from devtools import stack
+from devtools import servers, stack
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = ROOT / "dbt_project"
@@ -92,14 +92,7 @@ def get_json(url: str) -> Any:
 
 
 def wait_for(what: str, probe: Callable[[], Any], timeout: float) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise DemoError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.5)
+    return servers.wait_for(what, probe, timeout, error=DemoError)
 
 
 def firing_in_prometheus(prometheus: str, source: str, table: str) -> dict[str, Any] | None:

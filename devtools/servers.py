@@ -17,9 +17,10 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 LOOPBACK = "127.0.0.1"
 _LIVE: list[Server] = []
@@ -104,6 +105,21 @@ class Server:
 def _stop_all() -> None:
     for server in list(_LIVE):
         server.stop()
+
+
+def wait_for(
+    what: str, probe: Callable[[], Any], timeout: float, error: type[Exception] = TimeoutError
+) -> Any:
+    """Call ``probe`` every 0.5 s until it returns something truthy (returned), at least once;
+    raise ``error`` naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise error(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(0.5)
 
 
 def wait_ready(server: Server, path: str, timeout: float = 30.0, context: object | None = None) -> None:
