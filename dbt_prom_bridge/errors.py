@@ -56,6 +56,12 @@ class ThresholdError(DbtPromError):
     exit_code = ExitCode.INPUT
 
 
+class CalendarError(DbtPromError):
+    """A business calendar in a source's dbt meta that cannot be used (names the source and field)."""
+
+    exit_code = ExitCode.INPUT
+
+
 class DbtRunError(DbtPromError):
     """dbt itself could not run: connection, profile or project error."""
 
