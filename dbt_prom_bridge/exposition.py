@@ -34,6 +34,8 @@ CHECKED_AT = "dbt_source_freshness_checked_timestamp_seconds"
 WARN_AFTER = "dbt_source_freshness_warn_after_seconds"
 ERROR_AFTER = "dbt_source_freshness_error_after_seconds"
 CHECK_DURATION = "dbt_source_freshness_check_duration_seconds"
+WARN_DEADLINE = "dbt_source_freshness_warn_deadline_timestamp_seconds"
+ERROR_DEADLINE = "dbt_source_freshness_error_deadline_timestamp_seconds"
 RUN_TIMESTAMP = "dbt_source_freshness_run_timestamp_seconds"
 RUN_DURATION = "dbt_source_freshness_run_duration_seconds"
 RUN_SUCCESS = "dbt_source_freshness_run_success"
@@ -51,6 +53,14 @@ HELP: Mapping[str, str] = {
     WARN_AFTER: "Effective dbt warn_after threshold of the source, in seconds.",
     ERROR_AFTER: "Effective dbt error_after threshold of the source, in seconds.",
     CHECK_DURATION: "Time dbt spent checking the source's freshness, in seconds.",
+    WARN_DEADLINE: (
+        "When the source becomes warn if no newer data lands (Unix seconds): max_loaded_at plus "
+        "warn_after, counted on its business calendar when it has one."
+    ),
+    ERROR_DEADLINE: (
+        "When the source becomes error if no newer data lands (Unix seconds): max_loaded_at plus "
+        "error_after, counted on its business calendar when it has one."
+    ),
     RUN_TIMESTAMP: "When dbt produced the freshness result (the artifact's generated_at, Unix seconds).",
     RUN_DURATION: "Wall time of the dbt source freshness run, in seconds.",
     RUN_SUCCESS: "1 when dbt source freshness ran and produced results, 0 when dbt could not run.",
@@ -65,6 +75,8 @@ PER_SOURCE_METRICS: tuple[str, ...] = (
     WARN_AFTER,
     ERROR_AFTER,
     CHECK_DURATION,
+    WARN_DEADLINE,
+    ERROR_DEADLINE,
 )
 RUN_METRICS: tuple[str, ...] = (RUN_TIMESTAMP, RUN_DURATION, RUN_SUCCESS, SOURCES, BUILD_INFO)
 #: Families pushed when dbt could not run: they replace only themselves (HTTP POST).
@@ -165,6 +177,10 @@ def _rows(name: str, checks: Sequence[SourceCheck], values: Sequence[tuple[str, 
         return [(v, float(c.error_after.seconds)) for c, v in pairs if c.error_after is not None]
     if name == CHECK_DURATION:
         return [(v, c.duration) for c, v in pairs if c.duration is not None]
+    if name == WARN_DEADLINE:
+        return [(v, c.warn_deadline) for c, v in pairs if c.warn_deadline is not None]
+    if name == ERROR_DEADLINE:
+        return [(v, c.error_deadline) for c, v in pairs if c.error_deadline is not None]
     raise ValueError(f"{name} is not a per-source metric")
 
 
@@ -347,5 +363,7 @@ def checks_from_series(
             error_after=None if err is None else threshold_from_seconds(err),
             duration=values.get(CHECK_DURATION),
             meta_values=tuple(labels.get(k, "") for k in meta_labels),
+            warn_deadline=values.get(WARN_DEADLINE),
+            error_deadline=values.get(ERROR_DEADLINE),
         )
     return out

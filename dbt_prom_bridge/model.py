@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 
+from dbt_prom_bridge.calendar import Calendar, calendar_from_meta, deadlines, verdict_at
 from dbt_prom_bridge.errors import ArtifactError, ThresholdError, UsageError
 
 PERIOD_SECONDS: Mapping[str, int] = {"minute": 60, "hour": 3600, "day": 86400}
@@ -300,10 +301,25 @@ class SourceCheck:
     meta: tuple[tuple[str, str], ...] = ()
     error: str | None = None
     age_seconds: float | None = None
+    #: The business calendar from meta ``dbt_prom.calendar``; None: the clock always runs.
+    calendar: Calendar | None = None
+    #: When it becomes warn / error if no newer data lands (Unix seconds; see :mod:`.calendar`).
+    warn_deadline: float | None = None
+    error_deadline: float | None = None
 
     @property
     def key(self) -> tuple[str, str]:
         return (self.source_name, self.table_name)
+
+    @property
+    def verdict(self) -> Status:
+        """The calendar verdict at check time; dbt's own status for sources without a calendar
+        (and for no data, runtime errors and not_run, where there is no clock to read)."""
+        if self.calendar is None or self.checked_at is None or self.has_data is False:
+            return self.status
+        if self.status not in (Status.PASS, Status.WARN, Status.ERROR) or self.max_loaded_at is None:
+            return self.status
+        return Status(verdict_at(self.checked_at, self.warn_deadline, self.error_deadline))
 
     def meta_get(self, key: str) -> str:
         return meta_get(self.meta, key)
@@ -337,7 +353,8 @@ class FreshnessRun:
         return out
 
     def tripped(self, fail_on: FailOn) -> list[SourceCheck]:
-        return [c for c in self.checks if fail_on.trips(c.status)]
+        """Sources at the ``--fail-on`` level by their calendar verdict."""
+        return [c for c in self.checks if fail_on.trips(c.verdict)]
 
 
 def split_unique_id(unique_id: str) -> tuple[str, str, str]:
@@ -429,6 +446,10 @@ def build_run(
             warn_after, error_after = sdef.warn_after, sdef.error_after
         warnings.extend(f"{source_name}.{table_name}: {p}" for p in result.threshold_problems)
         meta_map = dict(meta)
+        calendar = calendar_from_meta(meta, f"{source_name}.{table_name}")
+        warn_deadline, error_deadline = deadlines(
+            calendar, result.max_loaded_at, _seconds(warn_after), _seconds(error_after)
+        )
         checks[result.unique_id] = SourceCheck(
             unique_id=result.unique_id,
             source_name=source_name,
@@ -447,6 +468,9 @@ def build_run(
             meta=meta,
             error=result.error,
             age_seconds=result.age_seconds,
+            calendar=calendar,
+            warn_deadline=warn_deadline,
+            error_deadline=error_deadline,
         )
 
     if not context.partial:
@@ -470,6 +494,7 @@ def build_run(
                 duration=None,
                 meta_values=tuple(meta_map.get(k, "") for k in meta_keys),
                 meta=sdef.meta,
+                calendar=calendar_from_meta(sdef.meta, f"{sdef.source_name}.{sdef.table_name}"),
             )
     if artifact.skipped_non_sources:
         warnings.append(
@@ -499,6 +524,10 @@ def build_run(
         partial=context.partial,
         warnings=tuple(warnings),
     )
+
+
+def _seconds(threshold: Threshold | None) -> float | None:
+    return None if threshold is None else float(threshold.seconds)
 
 
 def _one_per_name(

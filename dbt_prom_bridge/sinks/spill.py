@@ -62,6 +62,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from dbt_prom_bridge import __version__
+from dbt_prom_bridge.calendar import parse_calendar
 from dbt_prom_bridge.errors import DbtPromError, PushError
 from dbt_prom_bridge.model import FreshnessRun, SourceCheck, Status, Threshold
 from dbt_prom_bridge.redact import redact_url
@@ -109,6 +110,9 @@ def _check_json(check: SourceCheck) -> dict[str, Any]:
         "meta": [list(kv) for kv in check.meta],
         "error": check.error,
         "age_seconds": check.age_seconds,
+        "calendar": None if check.calendar is None else check.calendar.as_dict(),
+        "warn_deadline": check.warn_deadline,
+        "error_deadline": check.error_deadline,
     }
 
 
@@ -140,6 +144,11 @@ def _check(raw: Mapping[str, Any]) -> SourceCheck:
         meta=tuple((str(k), str(v)) for k, v in raw.get("meta", ())),
         error=_opt_str(raw.get("error")),
         age_seconds=_opt_float(raw.get("age_seconds")),
+        calendar=None
+        if raw.get("calendar") is None
+        else parse_calendar(raw["calendar"], str(raw["unique_id"])),
+        warn_deadline=_opt_float(raw.get("warn_deadline")),
+        error_deadline=_opt_float(raw.get("error_deadline")),
     )
 
 

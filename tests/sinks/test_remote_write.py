@@ -13,7 +13,7 @@ from dbt_prom_bridge import synthetic
 from dbt_prom_bridge.artifacts import parse_manifest, parse_sources
 from dbt_prom_bridge.config import RemoteWriteConfig
 from dbt_prom_bridge.errors import PushError, UsageError
-from dbt_prom_bridge.exposition import BUILD_INFO, RUN_SUCCESS, SOURCES, render
+from dbt_prom_bridge.exposition import BUILD_INFO, HELP, RUN_SUCCESS, SOURCES, render
 from dbt_prom_bridge.model import FreshnessRun, RunContext, build_run
 from dbt_prom_bridge.sinks import remote_write
 from dbt_prom_bridge.sinks.remote_write import batches, compress, messages
@@ -73,7 +73,8 @@ def test_a_full_run_sends_exactly_the_exposition_series() -> None:
     got, metadata, sizes = decode(run, config)
     assert Counter(got) == Counter(expected(run, {"job": "freshness", "region": "eu/west"}))
     assert all(size <= 700 for size in sizes) and sum(sizes) == len(got) and len(sizes) > 3
-    assert len(metadata) == 12 and {m.type for m in metadata} == {2}  # GAUGE, in the first request only
+    # one GAUGE metadata entry per family, in the first request only
+    assert len(metadata) == len(HELP) and {m.type for m in metadata} == {2}
     assert {m.metric_family_name for m in metadata} >= {RUN_SUCCESS, SOURCES, BUILD_INFO}
 
 
