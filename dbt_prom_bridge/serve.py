@@ -39,6 +39,7 @@ from dbt_prom_bridge.config import ArtifactOptions, DbtOptions, RunOptions
 from dbt_prom_bridge.errors import DbtPromError, UsageError
 from dbt_prom_bridge.exposition import FAILURE_METRICS, PER_SOURCE_METRICS, Family, families
 from dbt_prom_bridge.model import FreshnessRun
+from dbt_prom_bridge.summary import calendar_overrides, verdict_counts
 
 if TYPE_CHECKING:
     from dbt_prom_bridge.runner import DbtFreshnessRunner
@@ -212,7 +213,18 @@ class ExporterState:
             "sources": len(run.checks),
             "project": run.project,
             "target": run.target,
+            **_freshness(run),
         }
+
+
+def _freshness(run: FreshnessRun) -> dict[str, Any]:
+    """Sources per calendar verdict, and those where it differs from dbt's status (a few)."""
+    overrides = calendar_overrides(run)
+    return {
+        "counts": {s.value: n for s, n in verdict_counts(run).items()},
+        "calendar_overrides": overrides[:20],
+        "calendar_overrides_total": len(overrides),
+    }
 
 
 class FreshnessCollector(Collector):

@@ -37,6 +37,34 @@ def _age_text(check: SourceCheck, now: float) -> str:
     return f"{text} (future)" if age < 0 else text
 
 
+def status_text(check: SourceCheck) -> str:
+    """The calendar verdict, with dbt's own status beside it when they differ (``pass (dbt: error)``)."""
+    verdict = check.verdict
+    return verdict.value if verdict is check.status else f"{verdict.value} (dbt: {check.status.value})"
+
+
+def verdict_counts(run: FreshnessRun) -> dict[Status, int]:
+    """Sources per calendar verdict (dbt's status for sources without a calendar)."""
+    out = dict.fromkeys(STATUSES, 0)
+    for check in run.checks:
+        out[check.verdict] += 1
+    return out
+
+
+def calendar_overrides(run: FreshnessRun) -> list[dict[str, str]]:
+    """The sources whose calendar verdict differs from dbt's status."""
+    return [
+        {
+            "source": f"{c.source_name}.{c.table_name}",
+            "verdict": c.verdict.value,
+            "dbt_status": c.status.value,
+            "calendar": c.calendar.describe() if c.calendar else "",
+        }
+        for c in run.checks
+        if c.verdict is not c.status
+    ]
+
+
 def _threshold_text(check: SourceCheck) -> str:
     parts = []
     if check.warn_after is not None:
@@ -73,26 +101,33 @@ def table(
     hidden = 0
     if limit is not None and len(checks) > limit:
         order = {id(c): i for i, c in enumerate(checks)}
-        worst = sorted(checks, key=lambda c: _SEVERITY[c.status])[:limit]
+        worst = sorted(checks, key=lambda c: _SEVERITY[c.verdict])[:limit]
         hidden = len(checks) - len(worst)
         checks = sorted(worst, key=lambda c: order[id(c)])
-    rows = [("SOURCE", "STATUS", "AGE", "THRESHOLD")]
+    calendars = any(c.calendar is not None for c in checks)
+    rows: list[tuple[str, ...]] = [
+        ("SOURCE", "STATUS", "AGE", "THRESHOLD", *(("CALENDAR",) if calendars else ()))
+    ]
     for check in checks:
         name = f"{check.source_name}.{check.table_name}"
-        rows.append((name, check.status.value, _age_text(check, t), _threshold_text(check)))
-    widths = [min(60, max(len(r[i]) for r in rows)) for i in range(4)]
+        row: tuple[str, ...] = (name, status_text(check), _age_text(check, t), _threshold_text(check))
+        if calendars:
+            row = (*row, check.calendar.describe() if check.calendar else "-")
+        rows.append(row)
+    columns = len(rows[0])
+    widths = [min(60, max(len(r[i]) for r in rows)) for i in range(columns)]
     lines = []
     for index, row in enumerate(rows):
-        cells = [row[i][: widths[i]].ljust(widths[i]) for i in range(4)]
+        cells = [row[i][: widths[i]].ljust(widths[i]) for i in range(columns)]
         if colour and index:
-            status = Status(row[1])
+            status = checks[index - 1].verdict
             cells[1] = f"{_COLOURS[status]}{cells[1]}{_RESET}"
         lines.append("  ".join(cells).rstrip())
     if hidden:
         lines.append(
             f"... {hidden} more not shown (the {len(checks)} most severe are); --format json lists all"
         )
-    counts = run.counts()
+    counts = verdict_counts(run)
     total = ", ".join(f"{counts[s]} {s.value}" for s in STATUSES if counts[s])
     where = f"{run.project}/{run.target}" if run.project else run.target
     lines.append(f"{len(run.checks)} sources in {where}: {total or 'none'}")
@@ -111,7 +146,8 @@ def as_dict(run: FreshnessRun, now: Callable[[], float] = time.time) -> dict[str
         "elapsed": run.elapsed,
         "dbt_version": run.dbt_version,
         "invocation_id": run.invocation_id,
-        "counts": {s.value: n for s, n in run.counts().items()},
+        "counts": {s.value: n for s, n in verdict_counts(run).items()},
+        "dbt_counts": {s.value: n for s, n in run.counts().items()},
         "error": run.error,
         "warnings": list(run.warnings),
         "sources": [
@@ -122,7 +158,11 @@ def as_dict(run: FreshnessRun, now: Callable[[], float] = time.time) -> dict[str
                 "database": c.database,
                 "schema": c.schema,
                 "identifier": c.identifier,
-                "status": c.status.value,
+                "status": c.verdict.value,
+                "dbt_status": c.status.value,
+                "calendar": c.calendar.as_dict() if c.calendar else None,
+                "warn_deadline": c.warn_deadline,
+                "error_deadline": c.error_deadline,
                 "has_data": c.has_data,
                 "max_loaded_at": c.max_loaded_at,
                 "checked_at": c.checked_at,

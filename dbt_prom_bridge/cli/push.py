@@ -58,7 +58,7 @@ def gate(run: FreshnessRun, fail_on: FailOn) -> None:
         raise DbtRunError(f"dbt could not run: {run.error or 'unknown error'}")
     tripped = run.tripped(fail_on)
     if tripped:
-        names = ", ".join(f"{c.source_name}.{c.table_name} ({c.status.value})" for c in tripped[:5])
+        names = ", ".join(f"{c.source_name}.{c.table_name} ({summary.status_text(c)})" for c in tripped[:5])
         more = f" and {len(tripped) - 5} more" if len(tripped) > 5 else ""
         raise CheckFailed(f"--fail-on {fail_on.value}: {names}{more}")
 

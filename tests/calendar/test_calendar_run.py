@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from dbt_prom_bridge import summary
 from dbt_prom_bridge.calendar import parse_calendar
-from dbt_prom_bridge.errors import CalendarError, ExitCode
+from dbt_prom_bridge.cli.push import gate
+from dbt_prom_bridge.errors import CalendarError, CheckFailed, ExitCode
 from dbt_prom_bridge.exposition import ERROR_DEADLINE, WARN_DEADLINE, checks_from_series, render
 from dbt_prom_bridge.model import FailOn, RunContext, Status, build_run
+from dbt_prom_bridge.serve import ExporterState, Refresh
 from dbt_prom_bridge.sinks.spill import run_from_json, run_to_json
 from tests.calendar.test_calendar import BUSINESS, NY, local
 from tests.model.test_build_run import manifest, node, result, sources
@@ -116,3 +120,46 @@ def test_not_run_sources_are_validated_too() -> None:
     man = manifest((HOLIDAY_UID, node(HOLIDAY_UID, meta={"dbt_prom": {"calendar": {"hours": "9-5"}}})))
     with pytest.raises(CalendarError, match="hours"):
         build_run(sources(), man, RunContext(target="dev"))
+
+
+# -- summary, --fail-on, /healthz -----------------------------------------------------------------
+
+
+def test_summary_shows_verdict_beside_dbt_status() -> None:
+    run = calendar_run()
+    text = summary.table(run, now=lambda: local(NY, 2026, 11, 26, 10, 0))
+    accounts = next(line for line in text.splitlines() if line.startswith("crm.accounts"))
+    assert "pass (dbt: error)" in accounts and "America/New_York" in accounts
+    assert "CALENDAR" in text.splitlines()[0]
+    assert text.splitlines()[-1].endswith("1 pass, 1 error")
+    data = summary.as_dict(run, now=lambda: 0.0)
+    first = data["sources"][0]
+    assert (first["status"], first["dbt_status"]) == ("pass", "error")
+    assert first["calendar"]["days"] == "mon-fri"
+    assert data["counts"]["pass"] == 1 and data["dbt_counts"]["error"] == 2
+
+
+def test_no_calendar_column_without_calendars() -> None:
+    run = calendar_run()
+    plain = replace(run, checks=run.checks[1:])
+    assert "CALENDAR" not in summary.table(plain, now=lambda: 0.0)
+
+
+def test_fail_on_gate_uses_verdict() -> None:
+    run = calendar_run()
+    with pytest.raises(CheckFailed) as info:
+        gate(run, FailOn.ERROR)
+    assert "crm.contacts" in str(info.value) and "crm.accounts" not in str(info.value)
+    gate(replace(run, checks=run.checks[:1]), FailOn.WARN)  # the holiday source alone passes
+
+
+def test_healthz_counts_calendar_verdicts() -> None:
+    run = calendar_run()
+    state = ExporterState(interval=60, clock=lambda: 100.0)
+    state.record(Refresh(99.0, 0.5, run))
+    healthy, body = state.health()
+    assert healthy
+    assert body["counts"]["pass"] == 1 and body["counts"]["error"] == 1
+    (override,) = body["calendar_overrides"]
+    assert override["source"] == "crm.accounts"
+    assert (override["verdict"], override["dbt_status"]) == ("pass", "error")
