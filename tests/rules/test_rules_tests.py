@@ -11,7 +11,7 @@ import yaml
 from dbt_prom_bridge import rules
 from dbt_prom_bridge.config import parse_duration
 from dbt_prom_bridge.rules import Mode, RulesOptions
-from dbt_prom_bridge.rules_tests import eval_interval, values_text
+from dbt_prom_bridge.rules.tests import eval_interval, values_text
 from tests.rules.rulestools import SAMPLE_META, sample_manifest
 
 

@@ -12,7 +12,7 @@ remote-written samples are.
 
 What each check expects is computed by a small model of Prometheus's alerting (the rule
 conditions over the input series, ``for``, ``keep_firing_for``, and the annotation texts through
-:class:`~dbt_prom_bridge.rules.PlainText`); promtool then checks the real rules against it.
+:class:`~dbt_prom_bridge.rules.render.PlainText`); promtool then checks the real rules against it.
 The model is written once and is the same for both modes: the same test passes on per-source
 and dynamic rules (the equivalence test in tests/rules uses exactly that).
 """
@@ -34,29 +34,25 @@ from dbt_prom_bridge.exposition import (
     WARN_AFTER,
 )
 from dbt_prom_bridge.model import SourceDef, Status
-from dbt_prom_bridge.rules import (
+from dbt_prom_bridge.rules.catalogue import (
     BRIDGE_STALE,
     ERROR,
-    HEADER,
     NO_DATA,
     NOT_RUN,
     PUSH_FAILING,
-    PUSH_FAILURE_TIME,
-    PUSH_TIME,
     RUN_FAILED,
     RUNTIME_ERROR,
     SOURCE_ALERTS,
     WARN,
-    PlainText,
-    ProjectSources,
-    RulesOptions,
     alert_annotations,
-    header,
-    number,
     project_wide,
-    render_template,
     severity,
 )
+from dbt_prom_bridge.rules.options import RulesOptions
+from dbt_prom_bridge.rules.promql import PUSH_FAILURE_TIME, PUSH_TIME, number
+from dbt_prom_bridge.rules.render import PlainText
+from dbt_prom_bridge.rules.selection import ProjectSources
+from dbt_prom_bridge.rules.templates import HEADER, header, render_template
 from dbt_prom_bridge.rules_syntax import comment_text, promql_string
 
 #: Prometheus's default lookback for instant selectors.
