@@ -419,3 +419,62 @@ def verdict_at(now: float, warn_deadline: float | None, error_deadline: float | 
     if warn_deadline is not None and now > warn_deadline:
         return "warn"
     return "pass"
+
+
+def pauses(cal: Calendar, start: float) -> Iterator[tuple[float, float]]:
+    """The pauses ``[a, b)`` of the clock from ``start`` on: gaps between its running intervals
+    (touching intervals merged). None for a clock that always runs."""
+    end: float | None = None
+    for lo, hi in running_intervals(cal, start):
+        if end is not None and lo > end:
+            yield (end, lo)
+        end = hi if end is None else max(end, hi)
+
+
+# -- local time in Prometheus templates ----------------------------------------------------------
+
+#: Alert annotations render a deadline in the calendar's time zone from a table of its UTC offsets
+#: over these years (Prometheus templates know no time zones); outside them, in UTC.
+LOCAL_TIME_YEARS: tuple[int, int] = (2020, 2040)
+
+
+@lru_cache(maxsize=256)
+def offset_table(zone_name: str) -> tuple[tuple[float, int, str], ...]:
+    """(from, UTC offset seconds, abbreviation) over :data:`LOCAL_TIME_YEARS`, in time order."""
+    zone = ZoneInfo(zone_name)
+    start = datetime(LOCAL_TIME_YEARS[0], 1, 1, tzinfo=_UTC).timestamp()
+    end = datetime(LOCAL_TIME_YEARS[1], 1, 1, tzinfo=_UTC).timestamp()
+    out: list[tuple[float, int, str]] = []
+    at = start
+    while at < end:
+        local = datetime.fromtimestamp(at, zone)
+        offset = int(_offset(zone, at))
+        out.append((at, offset, local.tzname() or "UTC"))
+        nxt = at
+        while nxt < end and _offset(zone, nxt) == offset:
+            nxt = _next_change(zone, nxt, offset, min(nxt + 86400.0 * 30, end))
+        at = nxt
+    return tuple(out)
+
+
+def window() -> tuple[float, float]:
+    return (
+        datetime(LOCAL_TIME_YEARS[0], 1, 1, tzinfo=_UTC).timestamp(),
+        datetime(LOCAL_TIME_YEARS[1], 1, 1, tzinfo=_UTC).timestamp(),
+    )
+
+
+def deadline_text(cal: Calendar, instant: float) -> str:
+    """``instant`` as alert annotations show it: local time in the calendar's zone within
+    :data:`LOCAL_TIME_YEARS`, else UTC (``Fri 2026-11-27 07:00 EST``)."""
+    lo, hi = window()
+    if lo <= instant < hi:
+        for start, offset, abbr in reversed(offset_table(cal.timezone)):
+            if instant >= start:
+                return _wall_text(instant + offset) + f" {abbr}"
+    return _wall_text(instant) + " UTC"
+
+
+def _wall_text(seconds: float) -> str:
+    wall = datetime.fromtimestamp(seconds, _UTC)
+    return f"{DAY_NAMES[wall.weekday()].title()} {wall:%Y-%m-%d %H:%M}"

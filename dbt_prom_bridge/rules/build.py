@@ -7,15 +7,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
+from dbt_prom_bridge.calendar import Calendar
 from dbt_prom_bridge.config import format_duration
 from dbt_prom_bridge.exposition import (
     ERROR_AFTER,
+    ERROR_DEADLINE,
     HAS_DATA,
     MAX_LOADED_AT,
     RUN_SUCCESS,
     RUN_TIMESTAMP,
     STATUS,
     WARN_AFTER,
+    WARN_DEADLINE,
 )
 from dbt_prom_bridge.model import SourceDef, Status
 from dbt_prom_bridge.rules.catalogue import (
@@ -33,8 +36,8 @@ from dbt_prom_bridge.rules.catalogue import (
 )
 from dbt_prom_bridge.rules.options import Mode, RulesOptions
 from dbt_prom_bridge.rules.promql import PUSH_FAILURE_TIME, PUSH_TIME, matchers, number, series, source_extra
-from dbt_prom_bridge.rules.render import GoText
-from dbt_prom_bridge.rules.selection import ProjectSources
+from dbt_prom_bridge.rules.render import CalendarGroups, GoText
+from dbt_prom_bridge.rules.selection import ProjectSources, source_calendar
 from dbt_prom_bridge.rules_syntax import (
     go_text,
     promql_string,
@@ -76,10 +79,25 @@ _NOT_RUN = ("status", Status.NOT_RUN.value)
 
 @lru_cache(maxsize=4096)
 def _source_notes(
-    alert: str, thresholds: tuple[tuple[str, float], ...], runbook: str | None, opts: RulesOptions
+    alert: str,
+    thresholds: tuple[tuple[str, float], ...],
+    runbook: str | None,
+    opts: RulesOptions,
+    calendar: Calendar | None = None,
 ) -> tuple[tuple[str, str], ...]:
-    """Annotations of a per-source rule (shared by every source with the same thresholds/runbook)."""
-    return alert_annotations(alert, GoText(opts, dict(thresholds)), opts, runbook)
+    """Annotations of a per-source rule (shared by every source with the same thresholds/runbook/calendar)."""
+    return alert_annotations(alert, GoText(opts, dict(thresholds), calendar=calendar), opts, runbook)
+
+
+#: The deadline series pushed for each threshold.
+DEADLINES = {WARN_AFTER: WARN_DEADLINE, ERROR_AFTER: ERROR_DEADLINE}
+
+
+def late(age: str, threshold: str, deadline: str) -> str:
+    """Older than the threshold and, where the deadline is pushed, past it: ``time() > deadline``
+    decides for sources with a business calendar (their deadline is never earlier than
+    ``max_loaded_at + threshold``); a push without deadlines falls back to the age."""
+    return f"{age} > {threshold} unless {deadline} >= time()"
 
 
 def per_source_rules(project: str, source: SourceDef, opts: RulesOptions) -> list[Rule]:
@@ -102,15 +120,19 @@ def per_source_rules(project: str, source: SourceDef, opts: RulesOptions) -> lis
     shared = tuple(sorted(thresholds.items()))
     runbook = source.meta_get("runbook_url") or None
     age = f"time() - {series(MAX_LOADED_AT, sel, opts)}"
+    calendar = source_calendar(source)
     out: list[Rule] = []
     for alert, metric in ((WARN, WARN_AFTER), (ERROR, ERROR_AFTER)):
         if metric in thresholds:
+            expr = f"{age} > {number(thresholds[metric])}"
+            if calendar is not None:
+                expr = late(age, number(thresholds[metric]), series(DEADLINES[metric], sel, opts))
             out.append(
                 _rule(
                     alert,
-                    f"{age} > {number(thresholds[metric])}",
+                    expr,
                     {**labels, "severity": severity(alert, opts)},
-                    _source_notes(alert, shared, runbook, opts),
+                    _source_notes(alert, shared, runbook, opts, calendar),
                     opts,
                 )
             )
@@ -129,15 +151,16 @@ def per_source_rules(project: str, source: SourceDef, opts: RulesOptions) -> lis
     return out
 
 
-def threshold_rules(project: str, opts: RulesOptions) -> list[Rule]:
-    """Dynamic mode: Warn and Error compare each pushed source's age with its pushed thresholds."""
+def threshold_rules(project: str, opts: RulesOptions, calendars: CalendarGroups = ()) -> list[Rule]:
+    """Dynamic mode: Warn and Error compare each pushed source's age with its pushed thresholds,
+    and with its pushed deadline where there is one (:func:`late`)."""
     sel = matchers(project, opts)
-    go = GoText(opts)
+    go = GoText(opts, calendars=calendars)
     age = f"time() - {series(MAX_LOADED_AT, sel, opts)}"
     return [
         _rule(
             alert,
-            f"{age} > {series(metric, sel, opts)}",
+            late(age, series(metric, sel, opts), series(DEADLINES[metric], sel, opts)),
             {"project": go_text(project), "severity": severity(alert, opts)},
             alert_annotations(alert, go, opts, dynamic_runbook=True),
             opts,
@@ -239,7 +262,13 @@ def groups(project: ProjectSources, opts: RulesOptions) -> list[Group]:
     base = f"{opts.group_name}/{project.project}"
     name = project.project
     if opts.mode is Mode.DYNAMIC:
-        return [Group(base, (*threshold_rules(name, opts), *state_rules(name, opts), *run_rules(name, opts)))]
+        calendars = project.calendar_groups()
+        return [
+            Group(
+                base,
+                (*threshold_rules(name, opts, calendars), *state_rules(name, opts), *run_rules(name, opts)),
+            )
+        ]
     shared = () if literal_state_rules(opts) else tuple(state_rules(name, opts))
     out = [Group(base, (*shared, *run_rules(name, opts)))]
     by_source: dict[str, list[Rule]] = {}

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+from dbt_prom_bridge.calendar import Calendar
 from dbt_prom_bridge.config import format_duration
 from dbt_prom_bridge.exposition import (
     ERROR_AFTER,
+    ERROR_DEADLINE,
     WARN_AFTER,
+    WARN_DEADLINE,
 )
 from dbt_prom_bridge.rules.options import Mode, RulesOptions
 from dbt_prom_bridge.rules.render import Renderer, humanize_duration
@@ -69,15 +72,26 @@ def _table(r: Renderer) -> str:
     return f"{r.label('source_name')}.{r.label('table_name')}"
 
 
-def _threshold_texts(kind: str, metric: str) -> tuple[Callable[[Renderer], str], Callable[[Renderer], str]]:
+def _threshold_texts(
+    kind: str, metric: str, deadline: str
+) -> tuple[Callable[[Renderer], str], Callable[[Renderer], str]]:
     def summary(r: Renderer) -> str:
         return f"dbt source {_table(r)} is older than its {kind}"
 
     def description(r: Renderer) -> str:
-        return (
-            f"The newest row of {_table(r)} ({_where(r)}) was loaded {r.age()} ago, more than its "
-            f"dbt {kind} of {r.threshold(metric)}."
-        )
+        def text(calendar: Calendar | None) -> str:
+            if calendar is None:
+                return (
+                    f"The newest row of {_table(r)} ({_where(r)}) was loaded {r.age()} ago, more than its "
+                    f"dbt {kind} of {r.threshold(metric)}."
+                )
+            return (
+                f"The newest row of {_table(r)} ({_where(r)}) was loaded {r.age()} ago. Counted on its "
+                f"business calendar ({r.literal(calendar.describe())}), that is more than its dbt {kind} "
+                f"of {r.threshold(metric)}: it is late since {r.deadline(deadline, calendar)}."
+            )
+
+        return r.by_calendar(text)
 
     return summary, description
 
@@ -108,8 +122,8 @@ def _stale_texts(opts: RulesOptions) -> tuple[Callable[[Renderer], str], Callabl
 
 
 TEXTS: Mapping[str, tuple[Callable[[Renderer], str], Callable[[Renderer], str]]] = {
-    WARN: _threshold_texts("warn_after", WARN_AFTER),
-    ERROR: _threshold_texts("error_after", ERROR_AFTER),
+    WARN: _threshold_texts("warn_after", WARN_AFTER, WARN_DEADLINE),
+    ERROR: _threshold_texts("error_after", ERROR_AFTER, ERROR_DEADLINE),
     NO_DATA: (
         lambda r: f"dbt source {_table(r)} has no data",
         lambda r: (

@@ -5,14 +5,22 @@ what the promtool tests expect)."""
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from urllib.parse import quote_plus
 
+from dbt_prom_bridge.calendar import Calendar, deadline_text, offset_table, window
 from dbt_prom_bridge.config import format_duration
 from dbt_prom_bridge.rules.options import RulesOptions
 from dbt_prom_bridge.rules_syntax import (
     go_text,
+    promql_string,
 )
+
+#: Calendars of a project's sources, for dynamic rules: each calendar and the (source_name,
+#: table_name) pairs that use it.
+CalendarGroups = Sequence[tuple[Calendar, tuple[tuple[str, str], ...]]]
+#: Go's layout for what :func:`dbt_prom_bridge.calendar.deadline_text` writes.
+_GO_LAYOUT = '"Mon 2006-01-02 15:04"'
 
 
 class Renderer:
@@ -38,14 +46,31 @@ class Renderer:
     def if_label(self, name: str, then: str, otherwise: str) -> str:
         raise NotImplementedError
 
+    def by_calendar(self, text: Callable[[Calendar | None], str]) -> str:
+        """``text`` of the alert's source's business calendar (None: it has none)."""
+        raise NotImplementedError
+
+    def deadline(self, metric: str, calendar: Calendar) -> str:
+        """The source's deadline ``metric`` as local time in ``calendar``'s time zone."""
+        raise NotImplementedError
+
 
 class GoText(Renderer):
     """Go-template snippets. ``thresholds`` (per-source mode) are written as literal text; without
     them (dynamic mode) the threshold is read from the pushed series with the ``query`` function."""
 
-    def __init__(self, opts: RulesOptions, thresholds: Mapping[str, float] | None = None) -> None:
+    def __init__(
+        self,
+        opts: RulesOptions,
+        thresholds: Mapping[str, float] | None = None,
+        calendar: Calendar | None = None,
+        calendars: CalendarGroups | None = None,
+    ) -> None:
         self.opts = opts
         self.thresholds = thresholds
+        #: Per-source mode: the source's calendar. Dynamic mode: ``calendars`` of every source.
+        self.calendar = calendar
+        self.calendars = calendars
 
     def label(self, name: str) -> str:
         return f"{{{{ $labels.{name} }}}}"
@@ -85,14 +110,51 @@ class GoText(Renderer):
     def if_label(self, name: str, then: str, otherwise: str) -> str:
         return f"{{{{ if $labels.{name} }}}}{then}{{{{ else }}}}{otherwise}{{{{ end }}}}"
 
+    def by_calendar(self, text: Callable[[Calendar | None], str]) -> str:
+        if self.calendars is None:
+            return text(self.calendar)
+        if not self.calendars:
+            return text(None)
+        out = []
+        for index, (calendar, keys) in enumerate(self.calendars):
+            cond = " ".join(
+                f"(and (eq $labels.source_name {promql_string(source)}) "
+                f"(eq $labels.table_name {promql_string(table)}))"
+                for source, table in keys
+            )
+            out.append(f"{{{{ {'if' if index == 0 else 'else if'} or {cond} }}}}{text(calendar)}")
+        return "".join(out) + f"{{{{ else }}}}{text(None)}{{{{ end }}}}"
+
+    def deadline(self, metric: str, calendar: Calendar) -> str:
+        """A table of the zone's UTC offsets (Prometheus templates know no time zones): the
+        branch of the deadline's offset shifts it with ``Add`` before formatting."""
+        lo, hi = window()
+        parts = [
+            f"{{{{ with {self._query(metric)} }}}}{{{{ $d := . | first | value }}}}",
+            f"{{{{ if or (lt $d {lo!r}) (ge $d {hi!r}) }}}}{{{{ (toTime $d).Format {_GO_LAYOUT} }}}} UTC",
+        ]
+        for start, offset, abbr in reversed(offset_table(calendar.timezone)):
+            shifted = f"((toTime $d).Add {offset * 1_000_000_000}).Format {_GO_LAYOUT}"
+            parts.append(f"{{{{ else if ge $d {start!r} }}}}{{{{ {shifted} }}}} {go_text(abbr)}")
+        return "".join(parts) + "{{ end }}{{ end }}"
+
 
 class PlainText(Renderer):
     """What Prometheus renders for one alert: its labels, value and the thresholds it compares with."""
 
-    def __init__(self, labels: Mapping[str, str], value: float, thresholds: Mapping[str, float]) -> None:
+    def __init__(
+        self,
+        labels: Mapping[str, str],
+        value: float,
+        thresholds: Mapping[str, float],
+        calendar: Calendar | None = None,
+        deadlines: Mapping[str, float] | None = None,
+    ) -> None:
         self.labels = labels
         self.value = value
         self.thresholds = thresholds
+        self.calendar = calendar
+        self.deadlines = deadlines or {}
 
     def label(self, name: str) -> str:
         return self.labels.get(name, "")
@@ -111,6 +173,13 @@ class PlainText(Renderer):
 
     def if_label(self, name: str, then: str, otherwise: str) -> str:
         return then if self.labels.get(name) else otherwise
+
+    def by_calendar(self, text: Callable[[Calendar | None], str]) -> str:
+        return text(self.calendar)
+
+    def deadline(self, metric: str, calendar: Calendar) -> str:
+        value = self.deadlines.get(metric)
+        return "" if value is None else deadline_text(calendar, value)
 
 
 def humanize_duration(value: float) -> str:

@@ -6,12 +6,19 @@ import fnmatch
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from dbt_prom_bridge.calendar import Calendar, calendar_from_meta
 from dbt_prom_bridge.errors import ThresholdError, UsageError
 from dbt_prom_bridge.model import Manifest, SourceDef, manifest_project
 from dbt_prom_bridge.rules.options import Mode, RulesOptions, parse_selector
 from dbt_prom_bridge.rules_syntax import (
     check_text,
 )
+
+
+def source_calendar(source: SourceDef) -> Calendar | None:
+    """The business calendar in the source's meta (``dbt_prom.calendar``); CalendarError (exit 2)
+    naming the source and the field when it is wrong."""
+    return calendar_from_meta(source.meta, f"{source.source_name}.{source.table_name}")
 
 
 def _matches(source: SourceDef, patterns: Sequence[str]) -> bool:
@@ -30,6 +37,15 @@ class ProjectSources:
     sources: tuple[SourceDef, ...]
     #: This project's ``--meta-label`` keys when they differ from the command's (a projects file).
     meta_labels: tuple[str, ...] | None = None
+
+    def calendar_groups(self) -> tuple[tuple[Calendar, tuple[tuple[str, str], ...]], ...]:
+        """Each business calendar of these sources, with the (source_name, table_name) using it."""
+        found: dict[Calendar, list[tuple[str, str]]] = {}
+        for source in self.sources:
+            calendar = source_calendar(source)
+            if calendar is not None:
+                found.setdefault(calendar, []).append((source.source_name, source.table_name))
+        return tuple((cal, tuple(keys)) for cal, keys in found.items())
 
     def options(self, opts: RulesOptions) -> RulesOptions:
         """``opts`` as they apply to this project."""
@@ -117,6 +133,7 @@ def plan(
                     f"their metrics carry the same labels, rules follow {chosen[key].unique_id}"
                 )
                 continue
+            source_calendar(source)
             warn, err = source.warn_after, source.error_after
             if warn is not None and err is not None and warn.seconds >= err.seconds:
                 warnings.append(

@@ -19,10 +19,13 @@ and dynamic rules (the equivalence test in tests/rules uses exactly that).
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
+from dbt_prom_bridge.calendar import Calendar, deadline, pauses
 from dbt_prom_bridge.config import format_duration
 from dbt_prom_bridge.exposition import (
     ERROR_AFTER,
@@ -34,6 +37,7 @@ from dbt_prom_bridge.exposition import (
     WARN_AFTER,
 )
 from dbt_prom_bridge.model import SourceDef, Status
+from dbt_prom_bridge.rules.build import DEADLINES
 from dbt_prom_bridge.rules.catalogue import (
     BRIDGE_STALE,
     ERROR,
@@ -50,8 +54,8 @@ from dbt_prom_bridge.rules.catalogue import (
 )
 from dbt_prom_bridge.rules.options import RulesOptions
 from dbt_prom_bridge.rules.promql import PUSH_FAILURE_TIME, PUSH_TIME, number
-from dbt_prom_bridge.rules.render import PlainText
-from dbt_prom_bridge.rules.selection import ProjectSources
+from dbt_prom_bridge.rules.render import PlainText, humanize_duration
+from dbt_prom_bridge.rules.selection import ProjectSources, source_calendar
 from dbt_prom_bridge.rules.templates import HEADER, header, render_template
 from dbt_prom_bridge.rules_syntax import comment_text, promql_string
 
@@ -118,6 +122,8 @@ class Scenario:
     conditions: dict[str, list[Condition]] = field(default_factory=dict)
     #: Per alert label set: the thresholds its text names and its own runbook (meta.runbook_url).
     context: dict[Key, tuple[Mapping[str, float], str | None]] = field(default_factory=dict)
+    #: Per alert label set of a source with a business calendar: it, and its deadline series.
+    calendars: dict[Key, tuple[Calendar, Mapping[str, Series]]] = field(default_factory=dict)
     _firing: dict[str, list[dict[Key, float]]] = field(default_factory=dict)
 
     def condition(self, alert: str, fn: Condition) -> None:
@@ -186,7 +192,15 @@ class Scenario:
         out = []
         for labels, value in sorted(self.firing(alert, step).items()):
             thresholds, runbook = self.context.get(labels, ({}, None))
-            text = PlainText(dict(labels), value, thresholds)
+            calendar, deadlines = self.calendars.get(labels, (None, {}))
+            seen = {name: self.visible(item, step) for name, item in deadlines.items()}
+            text = PlainText(
+                dict(labels),
+                value,
+                thresholds,
+                calendar,
+                {name: v for name, v in seen.items() if v is not None},
+            )
             notes = alert_annotations(
                 alert,
                 text,
@@ -336,7 +350,18 @@ class Builder:
             )
             for name, seconds in sorted(th.items()):
                 sc.add(name, labels, self.constant(steps, seconds))
-            self._source_candidates(sc, source, labels, mla, has_data, {Status.PASS.value: passing})
+            # As pushed: each deadline is max_loaded_at + threshold (a calendar's is later; see calendar()).
+            deadlines = {
+                DEADLINES[name]: sc.add(
+                    DEADLINES[name],
+                    labels,
+                    self.timeline(steps, lambda ts, s=seconds: loaded(ts) + s, (recover,)),  # type: ignore[misc]
+                )
+                for name, seconds in sorted(th.items())
+            }
+            self._source_candidates(
+                sc, source, labels, mla, has_data, {Status.PASS.value: passing}, deadlines
+            )
         checks = self._checks(sc, times, SOURCE_ALERTS)
         return TestGroup(
             f"{kind}: each source's data reaches its {kind} at {format_duration(self.t0)}, fires "
@@ -387,22 +412,33 @@ class Builder:
         mla: Series,
         has_data: Series,
         statuses: Mapping[str, Series],
+        deadlines: Mapping[str, Series] | None = None,
     ) -> None:
         th = self.thresholds(source)
         runbook = source.meta_get("runbook_url") or None
         clean = {k: v for k, v in labels.items() if v}
+        calendar = source_calendar(source)
 
         for alert, metric in ((WARN, WARN_AFTER), (ERROR, ERROR_AFTER)):
             if metric not in th:
                 continue
             key = _key(clean, alert, self.rule_labels(alert, source))
             sc.context[key] = (th, runbook)
+            due = (deadlines or {}).get(DEADLINES[metric])
+            if calendar is not None:
+                sc.calendars[key] = (calendar, deadlines or {})
 
-            def cond(k: int, key: Key = key, limit: float = th[metric]) -> dict[Key, float]:
+            def cond(
+                k: int, key: Key = key, limit: float = th[metric], due: Series | None = due
+            ) -> dict[Key, float]:
                 loaded = sc.visible(mla, k)
                 if loaded is None:
                     return {}
                 age = k * sc.interval - loaded
+                # the rule: older than the threshold unless the pushed deadline is not yet past
+                until = sc.visible(due, k)
+                if until is not None and until >= k * sc.interval:
+                    return {}
                 return {key: age} if age > limit else {}
 
             sc.condition(alert, cond)
@@ -532,13 +568,83 @@ class Builder:
             self._checks(sc, times, (PUSH_FAILING,)),
         )
 
+    def calendar(self) -> list[TestGroup]:
+        """Sources with a business calendar, loaded before a weekend, a holiday and a DST change."""
+        out: list[TestGroup] = []
+        for source in self.project.sources:
+            calendar = source_calendar(source)
+            th = self.thresholds(source)
+            if calendar is None or not th:
+                continue
+            metric = WARN_AFTER if WARN_AFTER in th else ERROR_AFTER
+            for what, loaded in calendar_loads(calendar, th[metric]):
+                out.append(self.calendar_case(source, calendar, metric, what, loaded))
+        return out
+
+    def calendar_case(
+        self, source: SourceDef, calendar: Calendar, metric: str, what: str, loaded: float
+    ) -> TestGroup:
+        """Real dates moved so the deadline falls at T0: quiet one interval before (although the
+        data is far older than the threshold), firing ``for`` after it."""
+        i, hold = self.interval, int(self.opts.for_seconds)
+        th = self.thresholds(source)
+        due = deadline(calendar, loaded, th[metric])
+        shift = due - self.t0
+        fire = self.t0 + i + hold
+        times = sorted({self.t0 - i, self.t0 + hold, fire})
+        steps = self.steps_until(fire)
+        sc = Scenario(i, steps, self.opts)
+        labels = self.source_labels(source)
+        mla = sc.add(MAX_LOADED_AT, labels, self.constant(steps, loaded - shift))
+        has_data = sc.add(HAS_DATA, labels, self.constant(steps, 1.0))
+        passing = sc.add(STATUS, {**labels, "status": Status.PASS.value}, self.constant(steps, 1.0))
+        deadlines: dict[str, Series] = {}
+        for name, seconds in sorted(th.items()):
+            sc.add(name, labels, self.constant(steps, seconds))
+            value = deadline(calendar, loaded, seconds) - shift
+            deadlines[DEADLINES[name]] = sc.add(DEADLINES[name], labels, self.constant(steps, value))
+        self._source_candidates(sc, source, labels, mla, has_data, {Status.PASS.value: passing}, deadlines)
+        kind = "warn_after" if metric == WARN_AFTER else "error_after"
+        return TestGroup(
+            f"{source.source_name}.{source.table_name} on {calendar.describe()}: loaded "
+            f"{calendar.local_text(loaded)}, {what}; its {kind} deadline {calendar.local_text(due)} "
+            f"is at {format_duration(self.t0)} here: quiet before although "
+            f"{humanize_duration(due - loaded)} old, fires {format_duration(hold)} (for) after",
+            sc.rendered_series(),
+            self._checks(sc, times, (WARN, ERROR)),
+        )
+
     def all(self) -> list[TestGroup]:
-        groups = [self.crossing(WARN_AFTER), self.crossing(ERROR_AFTER)]
+        groups = [self.crossing(WARN_AFTER), self.crossing(ERROR_AFTER), *self.calendar()]
         groups += [self.state(alert) for alert in (NO_DATA, RUNTIME_ERROR, NOT_RUN)]
         groups += [self.run_failed(), self.bridge_stale(), self.bridge_absent(), self.push_failing()]
         for group in groups:
             group.comment = comment_text(f"{self.project.project} - {group.comment}")
         return groups
+
+
+#: Calendar scenarios take their dates from this year on (fixed: generated tests are deterministic).
+CALENDAR_REFERENCE = 1767225600.0  # 2026-01-01T00:00:00Z
+
+
+def calendar_loads(calendar: Calendar, seconds: float) -> list[tuple[str, float]]:
+    """Load times half a threshold before the calendar's first pause over a weekend (a day it does
+    not run), over a public holiday, and over a change of UTC offset (DST)."""
+    found: dict[str, float] = {}
+    zone = calendar.zone
+    for start, end in itertools.islice(pauses(calendar, CALENDAR_REFERENCE), 3000):
+        first = datetime.fromtimestamp(start, zone).date()
+        last = datetime.fromtimestamp(end, zone).date()
+        days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
+        if any(d.weekday() not in calendar.days for d in days):
+            found.setdefault("paused over a weekend", start)
+        if any(d.weekday() in calendar.days and calendar.is_holiday(d) for d in days):
+            found.setdefault("paused over a public holiday", start)
+        if datetime.fromtimestamp(start, zone).utcoffset() != datetime.fromtimestamp(end, zone).utcoffset():
+            found.setdefault("paused over a change of UTC offset", start)
+        if len(found) == 3 or start - CALENDAR_REFERENCE > 2 * 366 * 86400:
+            break
+    return [(what, start - seconds / 2) for what, start in sorted(found.items(), key=lambda kv: kv[1])]
 
 
 def eval_interval(opts: RulesOptions) -> int:
