@@ -11,7 +11,8 @@ Panels:
   groups whose last push failed (the Pushgateway's ``push_time_seconds`` /
   ``push_failure_time_seconds``).
 - Age trend of every selected source, and age relative to its ``error_after``.
-- A status table: one line per source with status, age, thresholds and owner.
+- A status table: one line per source with status, age, thresholds, the time left until its
+  warn and error deadlines (negative: late for that long; business calendars included), and owner.
 - One stat panel per source, grouped in one row per dbt source, showing the data's age with
   that source's own ``warn_after`` / ``error_after`` as colour thresholds.
 
@@ -30,11 +31,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from dbt_prom_bridge.calendar import Calendar, calendar_from_meta
 from dbt_prom_bridge.config import DEFAULT_JOB, format_duration
 from dbt_prom_bridge.errors import UsageError
 from dbt_prom_bridge.exposition import (
     CHECK_DURATION,
     ERROR_AFTER,
+    ERROR_DEADLINE,
     HAS_DATA,
     MAX_LOADED_AT,
     RUN_DURATION,
@@ -43,6 +46,7 @@ from dbt_prom_bridge.exposition import (
     SOURCES,
     STATUS,
     WARN_AFTER,
+    WARN_DEADLINE,
 )
 from dbt_prom_bridge.model import (
     STATUSES,
@@ -168,6 +172,12 @@ class _Builder:
         self.meta_labels = validate_meta_labels(opts.meta_labels)
         self.project = opts.project or manifest_project(manifest)
         self.sources = freshness_sources(manifest)
+        #: Business calendars by unique_id (a wrong one is a CalendarError, exit 2).
+        self.calendars: dict[str, Calendar] = {}
+        for source in self.sources:
+            calendar = calendar_from_meta(source.meta, f"{source.source_name}.{source.table_name}")
+            if calendar is not None:
+                self.calendars[source.unique_id] = calendar
         self.datasource = dm.DataSourceRef(type_val="prometheus", uid="${datasource}")
         self.next_id = 0
 
@@ -466,17 +476,31 @@ class _Builder:
             f" or {on} ({STATUS}{sel} == 1)"
         )
         keep = [*SOURCE_KEYS, *self.meta_labels]
+        values = ("Value #B", "Value #C", "Value #D", "Value #E", "Value #F")
         organize = self.dm.DataTransformerConfig(
             id_val="organize",
             options={
                 "excludeByName": {"Time": True, "Value #A": True},
-                "includeByName": dict.fromkeys((*keep, "status", "Value #B", "Value #C", "Value #D"), True),
-                "indexByName": {
-                    name: i for i, name in enumerate((*keep, "status", "Value #B", "Value #C", "Value #D"))
+                "includeByName": dict.fromkeys((*keep, "status", *values), True),
+                "indexByName": {name: i for i, name in enumerate((*keep, "status", *values))},
+                "renameByName": {
+                    "Value #B": "age",
+                    "Value #C": "warn_after",
+                    "Value #D": "error_after",
+                    "Value #E": "until warn",
+                    "Value #F": "until error",
                 },
-                "renameByName": {"Value #B": "age", "Value #C": "warn_after", "Value #D": "error_after"},
             },
         )
+        until = [
+            self.dm.DynamicConfigValue(id_val="unit", value="s"),
+            self.dm.DynamicConfigValue(
+                id_val="custom.cellOptions", value={"type": cm.TableCellDisplayMode.COLOR_TEXT.value}
+            ),
+            self.dm.DynamicConfigValue(
+                id_val="thresholds", value=self.thresholds([(None, "red"), (0, "green")]).build()
+            ),
+        ]
         status_colour = self.dm.DynamicConfigValue(
             id_val="custom.cellOptions", value={"type": cm.TableCellDisplayMode.COLOR_BACKGROUND.value}
         )
@@ -491,7 +515,10 @@ class _Builder:
             .title("Sources")
             .description(
                 "One line per source in the last run: status ('no data' when the table is empty or "
-                "its filter matches nothing), current data age, and dbt's effective thresholds."
+                "its filter matches nothing), current data age, dbt's effective thresholds, and the "
+                "time left until its warn and error deadlines (negative: late for that long). A "
+                "deadline counts the source's age on its business calendar when it has one, so a "
+                "source can be older than its threshold and still on time over a weekend."
             )
             .datasource(self.datasource)
             .height(10)
@@ -500,12 +527,16 @@ class _Builder:
             .with_target(self.query(f"time() - {MAX_LOADED_AT}{sel}", "B", instant=True, table=True))
             .with_target(self.query(f"{WARN_AFTER}{sel}", "C", instant=True, table=True))
             .with_target(self.query(f"{ERROR_AFTER}{sel}", "D", instant=True, table=True))
+            .with_target(self.query(f"{WARN_DEADLINE}{sel} - time()", "E", instant=True, table=True))
+            .with_target(self.query(f"{ERROR_DEADLINE}{sel} - time()", "F", instant=True, table=True))
             .with_transformation(self.dm.DataTransformerConfig(id_val="merge", options={}))
             .with_transformation(organize)
             .override_by_name("status", [status_colour, status_map])
             .override_by_name("age", seconds)
             .override_by_name("warn_after", seconds)
             .override_by_name("error_after", seconds)
+            .override_by_name("until warn", until)
+            .override_by_name("until error", until)
             .no_value("no sources in the last run")
         )
         board.with_panel(panel)
@@ -538,19 +569,37 @@ class _Builder:
             parts.append(f"error after {source.error_after.human()}")
         owner = source.meta_get("owner")
         description = f"{source.unique_id}: age of the newest row ({', '.join(parts)})"
+        calendar = self.calendars.get(source.unique_id)
         if owner:
             description += f"; owner {owner}"
-        panel = (
-            self.stat(source.table_name, description, 4, 4)
-            .with_target(
-                self.query(
-                    f"time() - {MAX_LOADED_AT}{self.source_selector(source)}", "A", "{{target}}", instant=True
-                )
+        sel = self.source_selector(source)
+        if calendar is not None:
+            # Its age counts on the calendar: the panel shows where the source stands against the
+            # pushed deadlines (warn counts 1, error 2), not the raw age.
+            description = (
+                f"{source.unique_id}: on time, warn or error by its deadlines ({', '.join(parts)} counted "
+                f"on its business calendar {calendar.describe()})" + (f"; owner {owner}" if owner else "")
             )
-            .unit("s")
-            .thresholds(self.thresholds(steps))
-            .no_value("no data")
-        )
+            weights = []
+            if source.warn_after is not None:
+                weights.append(f"(time() > bool {WARN_DEADLINE}{sel})")
+            if source.error_after is not None:
+                weights.append(f"2 * (time() > bool {ERROR_DEADLINE}{sel})")
+            states = {"0": ("on time", "green"), "1": ("warn", "orange"), "2": ("error", "red")}
+            panel = (
+                self.stat(source.table_name, description, 4, 4)
+                .with_target(self.query(" + ".join(weights), "A", "{{target}}", instant=True))
+                .mappings([self.value_map({**states, "3": ("error", "red")})])
+                .no_value("no data")
+            )
+        else:
+            panel = (
+                self.stat(source.table_name, description, 4, 4)
+                .with_target(self.query(f"time() - {MAX_LOADED_AT}{sel}", "A", "{{target}}", instant=True))
+                .unit("s")
+                .thresholds(self.thresholds(steps))
+                .no_value("no data")
+            )
         runbook = source.meta_get("runbook_url")
         if runbook.startswith(("https://", "http://")):
             panel = panel.links([self.db.DashboardLink("Runbook").url(runbook).target_blank(True)])
