@@ -50,6 +50,9 @@ class Table:
     extra: str | None = None
     #: What dbt reports after a normal seeding (documentation; the tests assert their own).
     expected: str = "pass"
+    #: Instead of ``fresh_age``: the newest row is this old counted on :data:`PARTNER_CALENDAR`
+    #: (the data's clock is moved back across at least one of its nights or weekends).
+    business_age: dt.timedelta | None = None
 
     @property
     def key(self) -> str:
@@ -61,6 +64,38 @@ class Table:
 
 
 MIN, HOUR, DAY = dt.timedelta(minutes=1), dt.timedelta(hours=1), dt.timedelta(days=1)
+#: The business calendar of partners.invoices (dbt_project/models/calendar_sources.yml).
+PARTNER_CALENDAR = {
+    "timezone": "America/New_York",
+    "days": "mon-fri",
+    "hours": "08:00-18:00",
+    "holidays": "US",
+}
+
+
+def real_age(business_age: dt.timedelta, now: float | None = None) -> dt.timedelta:
+    """How long ago, in real time, :data:`PARTNER_CALENDAR` had run for ``business_age`` until now."""
+    import time
+
+    from dbt_prom_bridge.calendar import calendar_age, parse_calendar
+
+    calendar = parse_calendar(PARTNER_CALENDAR, "partners.invoices")
+    now = time.time() if now is None else now
+    # Walk back a day at a time, then bisect: the calendar age since t shrinks as t grows.
+
+    target = business_age.total_seconds()
+    lo = now - DAY.total_seconds()
+    while calendar_age(calendar, lo, now) < target:
+        lo -= DAY.total_seconds()
+    hi = now
+    while hi - lo > 1:
+        mid = (lo + hi) / 2
+        if calendar_age(calendar, mid, now) >= target:
+            lo = mid
+        else:
+            hi = mid
+    return dt.timedelta(seconds=round(now - lo))
+
 
 TABLES: tuple[Table, ...] = (
     Table(
@@ -189,6 +224,30 @@ TABLES: tuple[Table, ...] = (
         stale_age=None,
         expected="absent",
     ),
+    Table(
+        "partners",
+        "invoices",
+        "raw_partners",
+        "invoices",
+        "id bigint primary key, amount_cents bigint not null, _loaded_at timestamptz not null",
+        "g + 1, 10000 + g * 37, {ts}",
+        fresh_age=None,
+        stale_age=30 * DAY,
+        business_age=12 * HOUR,
+        expected="error",
+    ),
+    Table(
+        "partners",
+        "shipments",
+        "raw_partners",
+        "shipments",
+        "id bigint primary key, carrier text not null, _loaded_at timestamptz not null",
+        "g + 1, (array['ups','fedex','dhl'])[g % 3 + 1], {ts}",
+        fresh_age=None,
+        stale_age=30 * DAY,
+        business_age=12 * HOUR,
+        expected="error",
+    ),
 )
 BY_KEY: Mapping[str, Table] = {t.key: t for t in TABLES}
 
@@ -262,6 +321,8 @@ def load(conn: Any, tables: Iterable[Table], stale: Iterable[str] = ()) -> None:
     with conn, conn.cursor() as cur:
         for t in tables:
             age = t.stale_age if t.key in stale_keys else t.fresh_age
+            if t.key not in stale_keys and t.business_age is not None:
+                age = real_age(t.business_age)
             for sql, params in _load_sql(t, age):
                 cur.execute(sql, params or None)
 

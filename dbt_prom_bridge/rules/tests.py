@@ -193,7 +193,9 @@ class Scenario:
         for labels, value in sorted(self.firing(alert, step).items()):
             thresholds, runbook = self.context.get(labels, ({}, None))
             calendar, deadlines = self.calendars.get(labels, (None, {}))
-            seen = {name: self.visible(item, step) for name, item in deadlines.items()}
+            # Annotations are those of the alert's last active evaluation (keep_firing_for).
+            active = self.last_active(alert, labels, step) if deadlines else step
+            seen = {name: self.visible(item, active) for name, item in deadlines.items()}
             text = PlainText(
                 dict(labels),
                 value,
@@ -210,6 +212,13 @@ class Scenario:
             )
             out.append(Expected(tuple((k, v) for k, v in labels if k != "alertname"), notes))
         return out
+
+    def last_active(self, alert: str, labels: Key, step: int) -> int:
+        """The last step up to ``step`` where ``alert`` was active for ``labels``."""
+        for k in range(step, -1, -1):
+            if any(labels in fn(k) for fn in self.conditions.get(alert, [])):
+                return k
+        return step
 
     def rendered_series(self) -> list[dict[str, str]]:
         return [{"series": s.text(), "samples": values_text(s.values)} for s in self.series]
@@ -615,9 +624,10 @@ class Builder:
         )
 
     def all(self) -> list[TestGroup]:
-        groups = [self.crossing(WARN_AFTER), self.crossing(ERROR_AFTER), *self.calendar()]
+        groups = [self.crossing(WARN_AFTER), self.crossing(ERROR_AFTER)]
         groups += [self.state(alert) for alert in (NO_DATA, RUNTIME_ERROR, NOT_RUN)]
         groups += [self.run_failed(), self.bridge_stale(), self.bridge_absent(), self.push_failing()]
+        groups += self.calendar()
         for group in groups:
             group.comment = comment_text(f"{self.project.project} - {group.comment}")
         return groups

@@ -51,8 +51,13 @@ def test_every_source_alert_is_silent_at_its_threshold_and_fires_just_after(mode
         assert firing(doc, group, alert, "1m") == set()
         assert firing(doc, group, alert, "6m") == set()
         assert firing(doc, group, alert, "7m") == checked
-    names = [c["alertname"] for t in doc["tests"][5:] for c in t["alert_rule_test"]]
+    # then the run-level scenarios, and last the business calendar of partners.invoices across a
+    # weekend, a public holiday and a DST change
+    names = [c["alertname"] for t in doc["tests"][5:-3] for c in t["alert_rule_test"]]
     assert set(names) == set(rules.RUN_ALERTS)
+    for test in doc["tests"][-3:]:
+        assert {c["alertname"] for c in test["alert_rule_test"]} == {rules.WARN, rules.ERROR}
+        assert "partners" in test["input_series"][0]["series"]
 
 
 def test_keep_firing_for_is_proven_too() -> None:
