@@ -13,7 +13,7 @@ import pytest
 
 from dbt_prom_bridge.sinks import spill
 from devtools import servers
-from tests.fixtures_dbt import DbtProjectEnv, read_gateway, run_cli
+from tests.fixtures_dbt import EXPECTED_STATUS, DbtProjectEnv, read_gateway, run_cli
 from tests.reliability.loopback import Forward, Loopback, Reply
 from tests.reliability.runs import write_artifacts
 from tests.reliability.support import error_lines, replay_argv
@@ -233,7 +233,11 @@ def test_replay_list(artifacts: Path, dead: str, tmp_path: Path, capsys: pytest.
     code, out, _ = run_cli(["replay", "--list", "--format", "json", "--spill-dir", str(spill_dir)], capsys)
     [row] = json.loads(out)
     assert row["url"] == dead and row["grouping_key"] == {"project": "dbt_prom_demo", "target": "dev"}
-    assert row["sources"] == 10 and row["success"] is True and "Connection refused" in row["reason"]
+    assert (
+        row["sources"] == len(EXPECTED_STATUS)
+        and row["success"] is True
+        and "Connection refused" in row["reason"]
+    )
 
 
 def test_unreadable_spill_files_are_kept_and_make_replay_exit_4(

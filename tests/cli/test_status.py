@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures_dbt import EXPECTED_STATUS, DbtProjectEnv, run_cli
+from tests.fixtures_dbt import CALENDAR_VERDICT, EXPECTED_STATUS, DbtProjectEnv, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -24,6 +24,8 @@ def artifacts(dbt_project_env: DbtProjectEnv, tmp_path_factory: pytest.TempPathF
 
 #: sources.json leaves runtime errors out: with the manifest they show as not_run.
 FROM_ARTIFACTS = {k: ("not_run" if v == "runtime_error" else v) for k, v in EXPECTED_STATUS.items()}
+#: What status shows: the calendar verdict (dbt's status beside it where they differ).
+VERDICTS = {**FROM_ARTIFACTS, **CALENDAR_VERDICT}
 
 
 @pytest.mark.dbt
@@ -32,10 +34,12 @@ def test_table_on_stdout(artifacts: Path, capsys: pytest.CaptureFixture[str]) ->
     assert code == 0, err
     lines = out.splitlines()
     assert lines[0].startswith("last freshness run: ") and "dbt 1." in lines[0]
-    assert lines[1].split() == ["SOURCE", "STATUS", "AGE", "THRESHOLD"]
+    assert lines[1].split() == ["SOURCE", "STATUS", "AGE", "THRESHOLD", "CALENDAR"]
     rows = {line.split()[0]: line.split()[1] for line in lines[2:-1]}
-    assert rows == FROM_ARTIFACTS
-    assert lines[-1].startswith("10 sources in dbt_prom_demo/")
+    assert rows == VERDICTS
+    invoices = next(line for line in lines if line.startswith("partners.invoices"))
+    assert "pass (dbt: error)" in invoices and "America/New_York" in invoices
+    assert lines[-1].startswith(f"{len(EXPECTED_STATUS)} sources in dbt_prom_demo/")
     assert "\x1b[" not in out, "no colour when not a terminal"
 
 
@@ -46,9 +50,14 @@ def test_json_and_meta_labels(artifacts: Path, capsys: pytest.CaptureFixture[str
     )
     assert code == 0
     doc = json.loads(out)
-    assert {f"{s['source_name']}.{s['table_name']}": s["status"] for s in doc["sources"]} == FROM_ARTIFACTS
-    assert {s["meta"]["owner"] for s in doc["sources"]} == {"finance-data", "platform-data", "commerce-data"}
-    assert doc["counts"] == {"pass": 5, "warn": 2, "error": 2, "runtime_error": 0, "not_run": 1}
+    assert {f"{s['source_name']}.{s['table_name']}": s["status"] for s in doc["sources"]} == VERDICTS
+    assert {
+        f"{s['source_name']}.{s['table_name']}": s["dbt_status"] for s in doc["sources"]
+    } == FROM_ARTIFACTS
+    owners = {s["meta"]["owner"] for s in doc["sources"]}
+    assert owners == {"finance-data", "platform-data", "commerce-data", "partner-ops"}
+    assert doc["counts"] == {"pass": 6, "warn": 2, "error": 3, "runtime_error": 0, "not_run": 1}
+    assert doc["dbt_counts"] == {"pass": 5, "warn": 2, "error": 4, "runtime_error": 0, "not_run": 1}
 
 
 @pytest.mark.dbt

@@ -24,7 +24,7 @@ from dbt_prom_bridge.exposition import RUN_TIMESTAMP
 from dbt_prom_bridge.model import RunContext, build_run
 from devtools import servers
 from tests.conftest import requires, scrape
-from tests.fixtures_dbt import DbtProjectEnv, copy_project, run_cli
+from tests.fixtures_dbt import EXPECTED_STATUS, DbtProjectEnv, copy_project, run_cli
 
 NOW = 1_800_000_000.0
 
@@ -325,5 +325,5 @@ projects:
         }
         for copy in ("a", "b")
     }
-    assert len(tables["a"]) == 10 and "refunds" in tables["a"]
+    assert len(tables["a"]) == len(EXPECTED_STATUS) and "refunds" in tables["a"]
     assert tables["b"] == {"transactions", "transaction_labels", "ml_features"}
