@@ -8,7 +8,10 @@
 4. ``dbt-prom push`` the freshness of every source;
 5. make ``finance.transactions`` stale past its error_after (``devtools.seed --stale``) and push again;
 6. wait until Prometheus shows ``DbtSourceFreshnessError`` firing for it and Alertmanager holds it;
-7. print what happened and where to look.
+7. business calendars: ``partners.shipments`` and ``partners.invoices`` hold data of the same age
+   (the seed moves their data's clock back 12 business hours, across a night or a weekend); the
+   first has no calendar and fires, the second counts only US business hours and stays quiet;
+8. print what happened and where to look.
 
 Everything lives in ``.run/demo`` (``--dir``); ``make demo-down`` stops the servers and removes it.
 Pieces another part of the project provides are checked first, so a missing one is reported in
@@ -36,6 +39,9 @@ ROOT = Path(__file__).resolve().parent.parent
 PROJECT = ROOT / "dbt_project"
 DEFAULT_DIR = Path(".run") / "demo"
 STALE = "finance.transactions"
+#: Same thresholds, same data age; only the first has a business calendar (calendar_sources.yml).
+CALENDAR_QUIET = "partners.invoices"
+CALENDAR_LATE = "partners.shipments"
 ALERT = "DbtSourceFreshnessError"
 WARN_ALERT = "DbtSourceFreshnessWarn"
 META = ("--meta-label", "owner", "--meta-label", "team")
@@ -95,8 +101,10 @@ def wait_for(what: str, probe: Callable[[], Any], timeout: float) -> Any:
     return servers.wait_for(what, probe, timeout, error=DemoError)
 
 
-def firing_in_prometheus(prometheus: str, source: str, table: str) -> dict[str, Any] | None:
-    wanted = (ALERT, source, table)
+def firing_in_prometheus(
+    prometheus: str, source: str, table: str, alertname: str = ALERT
+) -> dict[str, Any] | None:
+    wanted = (alertname, source, table)
     for alert in get_json(prometheus + "/api/v1/alerts")["data"]["alerts"]:
         labels = alert["labels"]
         found = (labels.get("alertname"), labels.get("source_name"), labels.get("table_name"))
@@ -207,6 +215,7 @@ def demo(workdir: Path, timeout: float, project: Path = PROJECT) -> int:
             inhibition = f"{WARN_ALERT} for the same source is suppressed (inhibit_rules)"
         except DemoError:
             inhibition = f"{WARN_ALERT} for the same source not seen as suppressed within 30s"
+        quiet, late = calendar_step(steps, urls["prometheus"], timeout)
         labels = held["labels"]
         receivers = ", ".join(r["name"] for r in held.get("receivers", []))
         print()
@@ -220,6 +229,8 @@ def demo(workdir: Path, timeout: float, project: Path = PROJECT) -> int:
             print(f"  runbook   {held['annotations']['runbook_url']}")
         print(f"  routed to {receivers or '?'} (ops/alertmanager/alertmanager.yml; placeholder receivers)")
         print(f"  inhibits  {inhibition}")
+        print(f"  calendar  {late}")
+        print(f"            {quiet}")
     else:
         print()
         print(f"Done in {steps.elapsed():.0f}s, without the alert step:")
@@ -237,6 +248,44 @@ def demo(workdir: Path, timeout: float, project: Path = PROJECT) -> int:
     print(f"  The table again    dbt-prom status --project-dir {project} --profiles-dir {project}")
     print("Stop everything with `make demo-down`.")
     return 0 if not missing else 3
+
+
+def pushed(prometheus: str, metric: str, key: str) -> float | None:
+    """The value Prometheus holds for ``metric`` of source ``key`` (``source.table``)."""
+    source, table = key.split(".")
+    query = urllib.parse.urlencode({"query": f'{metric}{{source_name="{source}",table_name="{table}"}}'})
+    result = get_json(f"{prometheus}/api/v1/query?{query}")["data"]["result"]
+    return float(result[0]["value"][1]) if result else None
+
+
+def calendar_step(steps: Steps, prometheus: str, timeout: float) -> tuple[str, str]:
+    """The same stale data with and without a business calendar: one alert, one quiet source."""
+    from dbt_prom_bridge.calendar import parse_calendar
+    from devtools.seed import PARTNER_CALENDAR
+
+    calendar = parse_calendar(PARTNER_CALENDAR, CALENDAR_QUIET)
+    source, table = CALENDAR_LATE.split(".")
+    steps.say(f"business calendar: waiting for {ALERT} on {CALENDAR_LATE} (no calendar)")
+    wait_for("the alert in Prometheus", lambda: firing_in_prometheus(prometheus, source, table), timeout)
+    source, table = CALENDAR_QUIET.split(".")
+    for alertname in (WARN_ALERT, ALERT):
+        if firing_in_prometheus(prometheus, source, table, alertname):
+            raise DemoError(
+                f"{alertname} fired for {CALENDAR_QUIET} although its business calendar is on time"
+            )
+    loaded = pushed(prometheus, "dbt_source_max_loaded_at_timestamp_seconds", CALENDAR_QUIET) or 0.0
+    warn = pushed(prometheus, "dbt_source_freshness_warn_deadline_timestamp_seconds", CALENDAR_QUIET)
+    error = pushed(prometheus, "dbt_source_freshness_error_deadline_timestamp_seconds", CALENDAR_QUIET)
+    age = (time.time() - loaded) / 3600
+    late = f"{CALENDAR_LATE:<19} no calendar, data {age:.0f}h old: {ALERT} firing"
+    when = [calendar.local_text(value) if value else "?" for value in (warn, error)]
+    quiet = (
+        f"{CALENDAR_QUIET:<19} same data, calendar {calendar.describe()}: quiet; "
+        f"warn at {when[0]}, error at {when[1]}"
+    )
+    steps.note(late)
+    steps.note(quiet)
+    return quiet, late
 
 
 def down(workdir: Path) -> None:

@@ -38,6 +38,9 @@ def test_demo_fires_the_alert_and_down_cleans_up(tmp_path: Path) -> None:
         else:
             assert result.returncode == 0, result.stdout + result.stderr
             assert f"alert     {demo.ALERT}, severity critical" in result.stdout
+            # the same stale data: the source without a calendar fires, the one with it is quiet
+            assert f"{demo.CALENDAR_LATE:<19} no calendar" in result.stdout
+            assert f"{demo.CALENDAR_QUIET:<19} same data, calendar mon-fri" in result.stdout
             assert "source    finance.transactions (owner finance-data, team finance)" in result.stdout
             assert "routed to finance-email-urgent" in result.stdout
             assert "inhibits  DbtSourceFreshnessWarn for the same source is suppressed" in result.stdout
