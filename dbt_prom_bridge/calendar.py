@@ -25,6 +25,7 @@ names a country.
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
 from collections.abc import Iterable, Iterator, Sequence
@@ -279,15 +280,15 @@ def _calendar_from_text(text: str, where: str) -> Calendar | None:
     if not text:
         return None
     try:
-        return _cached_calendar(text, where)
+        return _cached_calendar(text)
     except CalendarError:
+        _parse_meta(text, where)  # the same error, naming this source
         raise
     except RecursionError:  # pragma: no cover - absurdly nested JSON
         raise CalendarError(f"source {where}: meta {META_KEY} is nested too deeply") from None
 
 
-@lru_cache(maxsize=4096)
-def _cached_calendar(text: str, where: str) -> Calendar | None:
+def _parse_meta(text: str, where: str) -> Calendar | None:
     try:
         value = json.loads(text)
     except ValueError:
@@ -300,6 +301,12 @@ def _cached_calendar(text: str, where: str) -> Calendar | None:
     if CALENDAR_KEY not in value or value[CALENDAR_KEY] is None:
         return None
     return parse_calendar(value[CALENDAR_KEY], where)
+
+
+@lru_cache(maxsize=4096)
+def _cached_calendar(text: str) -> Calendar | None:
+    """One parse per distinct ``dbt_prom`` text (many sources share one calendar)."""
+    return _parse_meta(text, "?")
 
 
 @lru_cache(maxsize=1024)
@@ -341,18 +348,48 @@ def _next_change(zone: ZoneInfo, start: float, offset: float, limit: float) -> f
     return float(hi)
 
 
+_WEEK = 7 * 86400.0
+
+
 def running_intervals(cal: Calendar, start: float) -> Iterator[tuple[float, float]]:
     """The intervals ``[a, b)`` (Unix seconds, increasing, from ``start`` on) when the clock runs.
 
-    Walks UTC in pieces of constant UTC offset of at most a day; within one, local wall time is
-    UTC plus the offset, so each running (date, hours range) maps to one UTC interval.
-    Consecutive intervals may touch (a range ending at 24:00 and one starting at 00:00).
+    Consecutive intervals may touch (a range ending at 24:00 and one starting at 00:00, or the
+    end of a cached week). Each calendar's intervals are computed once per week of UTC
+    (:func:`_week`), so many sources on one calendar cost a lookup each.
     """
-    zone = cal.zone
-    always = cal.hours == ((0, _DAY_MINUTES),) and len(cal.days) == 7 and not cal.holidays
-    if always:
+    if cal.hours == ((0, _DAY_MINUTES),) and len(cal.days) == 7 and not cal.holidays:
         yield (start, math.inf)
         return
+    week = math.floor(start / _WEEK)
+    last = week + _HORIZON_SECONDS / _WEEK
+    while week <= last:
+        intervals = _week(cal, week)
+        first = bisect.bisect_right(intervals, (start, math.inf)) - 1 if start > week * _WEEK else 0
+        for lo, hi in intervals[max(first, 0) :]:
+            if hi > start:
+                yield (max(lo, start), hi)
+        week += 1
+    raise CalendarError(f"calendar {cal.describe()} does not run within a century")
+
+
+@lru_cache(maxsize=8192)
+def _week(cal: Calendar, week: int) -> tuple[tuple[float, float], ...]:
+    """The running intervals within UTC week ``week`` (``[week * 7d, (week + 1) * 7d)``)."""
+    start, end = week * _WEEK, (week + 1) * _WEEK
+    out: list[tuple[float, float]] = []
+    for lo, hi in _walk(cal, start):
+        if lo >= end:
+            break
+        out.append((lo, min(hi, end)))
+    return tuple(out)
+
+
+def _walk(cal: Calendar, start: float) -> Iterator[tuple[float, float]]:
+    """:func:`running_intervals` computed: walks UTC in pieces of constant UTC offset of at most
+    a day; within one, local wall time is UTC plus the offset, so each running (date, hours
+    range) maps to one UTC interval."""
+    zone = cal.zone
     at = start
     while at - start < _HORIZON_SECONDS:
         offset = _offset(zone, at)
