@@ -11,8 +11,10 @@ import pytest
 
 from dbt_prom_bridge import __version__
 from dbt_prom_bridge.artifacts import parse_timestamp
+from dbt_prom_bridge.calendar import deadline, parse_calendar
 from dbt_prom_bridge.runner import installed_dbt_version
 from devtools import servers
+from devtools.seed import PARTNER_CALENDAR
 from tests.fixtures_dbt import (
     EXPECTED_STATUS,
     NO_FRESHNESS,
@@ -38,9 +40,16 @@ THRESHOLDS = {
     "orders.orders": (12 * HOUR, 24 * HOUR),
     "orders.order_items": (12 * HOUR, 24 * HOUR),
     "orders.refunds": (12 * HOUR, 24 * HOUR),
+    "partners.invoices": (16 * HOUR, 24 * HOUR),
+    "partners.shipments": (16 * HOUR, 24 * HOUR),
 }
 IDENTIFIERS = {"finance.ml_features": "ml_feature_store", "events.consumer_offsets": "kafka_consumer_offsets"}
-OWNERS = {"finance": "finance-data", "events": "platform-data", "orders": "commerce-data"}
+OWNERS = {
+    "finance": "finance-data",
+    "events": "platform-data",
+    "orders": "commerce-data",
+    "partners": "partner-ops",
+}
 #: How the newest load time of each source is computed, straight from the database.
 NEWEST_SQL = {
     "finance.transactions": "select max(_loaded_at) from raw_finance.transactions",
@@ -52,6 +61,8 @@ NEWEST_SQL = {
     "events.app_events": "select max(received_at) from raw_events.app_events where event_type <> 'heartbeat'",
     "events.clicks": "select max(received_at) from raw_events.clicks",
     "orders.orders": "select max(_synced_at) from raw_orders.orders",
+    "partners.invoices": "select max(_loaded_at) from raw_partners.invoices",
+    "partners.shipments": "select max(_loaded_at) from raw_partners.shipments",
 }
 
 
@@ -125,6 +136,20 @@ def test_push_sends_every_source_and_the_run(
         s: e for s, (_, e) in THRESHOLDS.items()
     }
 
+    # deadlines: max_loaded_at + threshold, counted on the business calendar of partners.invoices
+    invoices = parse_calendar(PARTNER_CALENDAR, "partners.invoices")
+    for metric, index in (
+        ("dbt_source_freshness_warn_deadline_timestamp_seconds", 0),
+        ("dbt_source_freshness_error_deadline_timestamp_seconds", 1),
+    ):
+        due = gw.per_source(metric)
+        assert set(due) == set(expected_loaded)
+        for source in expected_loaded:
+            calendar = invoices if source == "partners.invoices" else None
+            want = deadline(calendar, loaded[source], THRESHOLDS[source][index])
+            assert due[source] == pytest.approx(want, abs=1e-3), source
+    assert due["partners.invoices"] > due["partners.shipments"]
+
     # when each was checked and how long it took (the runtime error has no snapshot time)
     checked = gw.per_source("dbt_source_freshness_checked_timestamp_seconds")
     assert set(checked) == set(EXPECTED_STATUS) - {"orders.refunds"}
@@ -143,7 +168,8 @@ def test_push_sends_every_source_and_the_run(
         written["elapsed_time"], abs=1e-3
     )
     assert gw.run_value("dbt_source_freshness_run_success") == 1
-    assert gw.counts() == {"pass": 5, "warn": 2, "error": 2, "runtime_error": 1, "not_run": 0}
+    # dbt's own statuses (partners.invoices is error by dbt, pass by its calendar)
+    assert gw.counts() == {"pass": 5, "warn": 2, "error": 4, "runtime_error": 1, "not_run": 0}
     ((build_labels, build_value),) = gw.of("dbt_prom_bridge_build_info")
     assert build_value == 1
     assert (build_labels["version"], build_labels["dbt_version"]) == (__version__, installed_dbt_version())
@@ -177,7 +203,7 @@ def test_no_run_push_shows_the_runtime_error_as_not_run(
     assert code == 0, err
     gw = read_gateway(pushgateway.url)
     assert gw.statuses() == {**EXPECTED_STATUS, "orders.refunds": "not_run"}
-    assert gw.counts() == {"pass": 5, "warn": 2, "error": 2, "runtime_error": 0, "not_run": 1}
+    assert gw.counts() == {"pass": 5, "warn": 2, "error": 4, "runtime_error": 0, "not_run": 1}
     assert gw.run_value("dbt_source_freshness_run_timestamp_seconds") == pushed_at
     assert "orders.refunds" not in gw.per_source("dbt_source_freshness_checked_timestamp_seconds")
     # a not_run source keeps its labels and thresholds from the manifest
