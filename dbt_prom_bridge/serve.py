@@ -37,8 +37,9 @@ from prometheus_client.registry import Collector
 from dbt_prom_bridge import api
 from dbt_prom_bridge.config import ArtifactOptions, DbtOptions, RunOptions
 from dbt_prom_bridge.errors import DbtPromError, UsageError
-from dbt_prom_bridge.exposition import FAILURE_METRICS, PER_SOURCE_METRICS, Family, families
+from dbt_prom_bridge.exposition import Family, families
 from dbt_prom_bridge.model import FreshnessRun
+from dbt_prom_bridge.state import merge
 
 if TYPE_CHECKING:
     from dbt_prom_bridge.runner import DbtFreshnessRunner
@@ -139,7 +140,9 @@ class ExporterState:
     interval: float
     clock: Callable[[], float] = time.time
     last: Refresh | None = None
-    last_good: FreshnessRun | None = None
+    #: What the exporter holds: the newest check of every source over all refreshes
+    #: (:func:`dbt_prom_bridge.state.merge`), with the run-level values of the newest run.
+    held: FreshnessRun | None = None
     last_success_at: float | None = None
     successes: int = 0
     failures: int = 0
@@ -149,9 +152,9 @@ class ExporterState:
     def record(self, refresh: Refresh) -> None:
         with self.lock:
             self.last = refresh
+            if refresh.run is not None:
+                self.held = merge(self.held, refresh.run).state
             if refresh.ok:
-                assert refresh.run is not None
-                self.last_good = refresh.run
                 self.last_success_at = refresh.started_at + refresh.duration
                 self.successes += 1
             else:
@@ -159,23 +162,12 @@ class ExporterState:
             self.version += 1
 
     def contract_families(self) -> list[Family]:
-        """The metric-contract families to expose now."""
+        """The metric-contract families to expose now: what the exporter holds. A refresh that
+        could not read the artifacts (missing, stale, corrupt) changes nothing; one where dbt
+        could not run drops ``run_success`` to 0 and keeps every source's last values."""
         with self.lock:
-            last, good = self.last, self.last_good
-        if last is None:
-            return []
-        if last.ok and last.run is not None:
-            return families(last.run)
-        out: list[Family] = []
-        if good is not None:
-            out += families(good, only=PER_SOURCE_METRICS)
-        if last.run is not None and not last.run.success:
-            # dbt could not run: run_success 0 from this attempt, per-source series from the last good run.
-            out += families(last.run, only=FAILURE_METRICS)
-        elif good is not None:
-            # The artifacts could not be read (missing, stale, corrupt): keep the last good run.
-            out = families(good)
-        return out
+            held = self.held
+        return families(held) if held is not None else []
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         """(healthy, JSON body) for ``/healthz``."""
