@@ -26,6 +26,7 @@ from dbt_prom_bridge.model import (
     Status,
     Threshold,
 )
+from dbt_prom_bridge.nodes import MODEL_HELP
 
 STATUS = "dbt_source_freshness_status"
 MAX_LOADED_AT = "dbt_source_max_loaded_at_timestamp_seconds"
@@ -56,6 +57,7 @@ HELP: Mapping[str, str] = {
     RUN_SUCCESS: "1 when dbt source freshness ran and produced results, 0 when dbt could not run.",
     SOURCES: "Number of sources in each freshness state in the last run.",
     BUILD_INFO: "dbt-prom-bridge and dbt versions that produced these metrics (always 1).",
+    **MODEL_HELP,
 }
 PER_SOURCE_METRICS: tuple[str, ...] = (
     STATUS,
