@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from dbt_prom_bridge import api, summary
-from dbt_prom_bridge.cli import EXIT_CODES_HELP
+from dbt_prom_bridge.cli import EXIT_CODES_HELP, cloud_options
 from dbt_prom_bridge.cli.options import (
     artifact_config,
     artifact_options,
@@ -137,6 +137,7 @@ def pushed_what(run: FreshnessRun) -> str:
 @click.command("push", epilog=EXIT_CODES_HELP)
 @dbt_options
 @artifact_options
+@cloud_options.cloud_options()
 @gateway_options
 @remote_write_options
 @click.option(
@@ -165,6 +166,7 @@ def command(**kw: Any) -> None:
     selected sources are updated. When dbt cannot run, run_success=0 is pushed and the last good
     per-source series stay (exit 3).
     """
+    cloud = cloud_options.cloud_config(kw)
     dbt = dbt_config(kw)
     art = artifact_config(kw)
     remote = remote_write_config(kw)
@@ -189,7 +191,10 @@ def command(**kw: Any) -> None:
         projects.push_projects(projects_file, dbt, art, opts, delivery, explicit_spill, fmt, colour)
         return
 
-    run = api.collect(dbt, art, opts, on_event=None if fmt == "json" else on_event)
+    if cloud is not None:
+        run = cloud_options.collect(cloud, dbt, art, opts)
+    else:
+        run = api.collect(dbt, art, opts, on_event=None if fmt == "json" else on_event)
     for message in run.warnings:
         warn(message)
     if dry_run:
@@ -197,6 +202,8 @@ def command(**kw: Any) -> None:
             click.echo(piece, nl=False)
         report(run, fmt)
         gate(run, opts.fail_on)
+        return
+    if cloud is not None and cloud_options.already_pushed(run, delivery, art):
         return
     deliver(run, delivery, art, fmt)
     report(run, fmt)
