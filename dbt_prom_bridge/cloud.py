@@ -29,6 +29,8 @@ expose: response headers (``Retry-After``) and API-specific error messages and e
 from __future__ import annotations
 
 import email.utils
+import hashlib
+import hmac
 import http.client
 import json
 import os
@@ -533,12 +535,29 @@ class CloudRefresher:
         self._run: FreshnessRun | None = None
         #: How many runs were fetched (a test counts that a run is fetched once).
         self.fetches = 0
+        self._hint: int | None = None
+
+    def hint(self, run_id: int) -> None:
+        """A webhook said run ``run_id`` of the job completed: the next call looks at it first."""
+        self._hint = run_id
+
+    def _latest(self) -> CloudRun:
+        assert self.config.job_id is not None
+        hinted, self._hint = self._hint, None
+        if hinted is not None and hinted != self.run_id:
+            run = self.client.run(hinted)
+            if (
+                run.is_complete
+                and run.job_id == self.config.job_id
+                and (self.run_id is None or run.id > self.run_id)
+            ):
+                return run
+        return self.client.latest_completed_run(self.config.job_id)
 
     def __call__(self) -> FreshnessRun:
         from dbt_prom_bridge.artifacts import check_age
 
-        assert self.config.job_id is not None
-        latest = self.client.latest_completed_run(self.config.job_id)
+        latest = self._latest()
         if latest.id != self.run_id or self._run is None:
             with fetched(self.client, latest, want_target=self.dbt.target is None) as got:
                 run = run_from_artifacts(got, self.dbt, replace(self.art, allow_stale=True), self.opts)
@@ -552,3 +571,63 @@ class CloudRefresher:
             where = f"the sources.json of dbt Cloud run {self.run_id}"
             check_age(run.generated_at, where, self.art.max_artifact_age, time.time())
         return run
+
+
+# --- webhooks ------------------------------------------------------------------------------------
+
+WEBHOOK_SECRET_ENV = "DBT_CLOUD_WEBHOOK_SECRET"
+WEBHOOK_PATH = "/webhook/dbt-cloud"
+#: Largest webhook body read (dbt Cloud's events are about 1 KB).
+MAX_WEBHOOK_BODY = 64 * 1024
+
+
+def webhook_signature_ok(secret: Secret, body: bytes, authorization: str | None) -> bool:
+    """dbt Cloud's signature: the ``Authorization`` header is the hex HMAC-SHA256 of the raw
+    body keyed with the webhook's secret (compared in constant time)."""
+    if not authorization:
+        return False
+    expected = hmac.new(secret.reveal().encode(), body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected.encode(), authorization.strip().lower().encode())
+
+
+def _id(raw: object) -> int | None:
+    """dbt Cloud's webhook ids are strings of digits ("123") or numbers."""
+    if isinstance(raw, bool):
+        return None
+    if isinstance(raw, int):
+        return raw
+    if isinstance(raw, str) and raw.strip().isdigit():
+        return int(raw.strip())
+    return None
+
+
+class WebhookReceiver:
+    """``POST /webhook/dbt-cloud`` of ``serve --dbt-cloud-job``: a ``job.run.completed`` event of
+    the served job wakes the refresh loop at once (with the run id as a hint), instead of at the
+    next ``--interval``. Nothing is parsed, fetched or logged from a request whose signature does
+    not verify."""
+
+    def __init__(self, secret: Secret, account: int, job_id: int, on_run: Callable[[int], None]) -> None:
+        self.secret, self.account, self.job_id, self.on_run = secret, account, job_id, on_run
+
+    def __call__(self, body: bytes, headers: Mapping[str, str]) -> tuple[int, dict[str, Any]]:
+        auth = next((v for k, v in headers.items() if k.lower() == "authorization"), None)
+        if not webhook_signature_ok(self.secret, body, auth):
+            return 401, {"error": "signature does not match the webhook secret"}
+        try:
+            event = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            return 400, {"error": "body is not JSON"}
+        if not isinstance(event, Mapping) or not isinstance(event.get("data"), Mapping):
+            return 400, {"error": "not a dbt Cloud webhook event"}
+        data = event["data"]
+        kind = event.get("eventType")
+        if kind != "job.run.completed":
+            return 202, {"ignored": f"event {kind!r} (only job.run.completed triggers a refresh)"}
+        if _id(event.get("accountId")) != self.account or _id(data.get("jobId")) != self.job_id:
+            return 202, {"ignored": "another account or job"}
+        run_id = _id(data.get("runId"))
+        if run_id is None:
+            return 400, {"error": "event without a runId"}
+        self.on_run(run_id)
+        return 202, {"accepted": run_id}

@@ -6,7 +6,7 @@ The flags become one :class:`~dbt_prom_bridge.cloud.CloudConfig` (the token only
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -155,3 +155,30 @@ def already_pushed(run: FreshnessRun, delivery: DeliveryOptions, art: ArtifactOp
         err=True,
     )
     return True
+
+
+def webhook_routes(
+    config: CloudConfig,
+    refresher: Callable[[], FreshnessRun],
+    wake: Callable[[], None],
+    log: Callable[[str], None],
+) -> dict[str, Callable[[bytes, Mapping[str, str]], tuple[int, dict[str, Any]]]] | None:
+    """``POST /webhook/dbt-cloud`` when ``DBT_CLOUD_WEBHOOK_SECRET`` is set: a verified
+    ``job.run.completed`` event of the job refreshes at once."""
+    import os
+
+    from dbt_prom_bridge.cloud import WEBHOOK_PATH, WEBHOOK_SECRET_ENV, CloudRefresher, WebhookReceiver
+    from dbt_prom_bridge.config import Secret
+
+    secret = os.environ.get(WEBHOOK_SECRET_ENV, "").strip()
+    if not secret or config.job_id is None or not isinstance(refresher, CloudRefresher):
+        return None
+    cloud_refresher = refresher
+
+    def on_run(run_id: int) -> None:
+        log(f"webhook: run {run_id} of job {config.job_id} completed; refreshing now")
+        cloud_refresher.hint(run_id)
+        wake()
+
+    log(f"accepting signed dbt Cloud webhooks on POST {WEBHOOK_PATH}")
+    return {WEBHOOK_PATH: WebhookReceiver(Secret(secret), config.account, config.job_id, on_run)}

@@ -70,7 +70,14 @@ def command(**kw: Any) -> None:
 
         refresher = CloudRefresher(cloud, dbt, art, opts, log=log)
     debug = bool((click.get_current_context().find_root().obj or {}).get("debug"))
-    exporter = Exporter(refresher, kw["interval"], listen, log=log, debug=debug)
+    post = None
+    if cloud is not None:
+
+        def wake() -> None:  # the exporter exists by the time a webhook arrives
+            exporter.wake.set()
+
+        post = cloud_options.webhook_routes(cloud, refresher, wake, log)
+    exporter = Exporter(refresher, kw["interval"], listen, log=log, debug=debug, post=post)
     host, port = exporter.address
     shown = f"[{host}]" if ":" in host else host
     mode = "re-reading artifacts" if art.no_run else "running dbt source freshness"
