@@ -380,8 +380,11 @@ class DbtCloudClient:
                 return
 
     def latest_completed_run(self, job_id: int) -> CloudRun:
+        """The job's newest run that ended in success or error. Cancelled runs are passed over:
+        a run cancelled in the queue (a newer run superseded it, someone stopped it) has no
+        artifacts and says nothing about whether dbt can run."""
         for run in self.job_runs(job_id):
-            if run.is_complete:
+            if run.is_complete and not run.is_cancelled:
                 return run
         raise CloudError(
             f"dbt Cloud job {job_id} has no completed run (among its newest {MAX_RUNS_SEARCHED}); "

@@ -116,6 +116,7 @@ def test_job_takes_its_latest_completed_run_across_pages(
     api.max_limit = 100
     api.add_run(Run(400, JOB, 10, sample_artifacts()))  # older, completed
     api.add_run(Run(450, JOB, 20, sample_artifacts()))  # the latest completed one (errored)
+    api.add_run(Run(460, JOB, 30))  # cancelled in the queue: no artifacts, passed over
     for rid in range(1000, 1150):  # 150 newer runs still queued or running: page 1 and 2
         api.add_run(Run(rid, JOB, 3 if rid % 2 else 1))
     api.add_run(Run(9999, JOB + 1, 10, sample_artifacts()))  # another job's
