@@ -34,6 +34,7 @@ import hmac
 import http.client
 import json
 import os
+import shutil
 import socket
 import ssl
 import tempfile
@@ -45,7 +46,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from dbt_prom_bridge.config import ArtifactOptions, DbtOptions, RunOptions, Secret
 from dbt_prom_bridge.errors import ArtifactError, DbtPromError, DbtRunError, ExitCode, UsageError
@@ -240,7 +241,9 @@ class DbtCloudClient:
     def _account_path(self, rest: str) -> str:
         return f"/api/v2/accounts/{self.config.account}/{rest}"
 
-    def _once(self, path: str) -> _Attempt:
+    def _once(self, path: str, sink: BinaryIO | None = None) -> _Attempt:
+        """One request. With ``sink``, a 2xx body is copied there in chunks (an artifact can be
+        hundreds of MB) instead of being returned."""
         request = urllib.request.Request(
             self.base + path,
             headers={
@@ -252,6 +255,11 @@ class DbtCloudClient:
         self.asked.append(path)
         try:
             with self._opener.open(request, timeout=self.config.timeout) as resp:
+                if sink is not None and 200 <= resp.status < 300:
+                    sink.seek(0)
+                    sink.truncate()
+                    shutil.copyfileobj(resp, sink, 1 << 20)
+                    return _Attempt(resp.status, b"", dict(resp.headers.items()))
                 return _Attempt(resp.status, resp.read(), dict(resp.headers.items()))
         except urllib.error.HTTPError as exc:
             try:
@@ -287,11 +295,14 @@ class DbtCloudClient:
         words = status.get("user_message") or status.get("developer_message") or ""
         return self.scrub(" ".join(str(words).split()))[:300]
 
-    def get(self, path: str, what: str, missing_ok: bool = False) -> bytes | None:
-        """``GET path`` with retries: the body of a 2xx; None for a 404 when ``missing_ok``."""
+    def get(
+        self, path: str, what: str, missing_ok: bool = False, sink: BinaryIO | None = None
+    ) -> bytes | None:
+        """``GET path`` with retries: the body of a 2xx (or ``b""`` once written to ``sink``);
+        None for a 404 when ``missing_ok``."""
         attempt_no = 0
         while True:
-            attempt = self._once(path)
+            attempt = self._once(path, sink)
             status = attempt.status
             if status is not None and 200 <= status < 300:
                 return attempt.body
@@ -397,11 +408,20 @@ class DbtCloudClient:
         name = settings.get("target_name") if isinstance(settings, Mapping) else None
         return name if isinstance(name, str) and name else None
 
-    def artifact(self, run_id: int, name: str) -> bytes | None:
-        """One artifact of the run (the file itself); None when the run has none of that name."""
-        return self.get(
-            self._account_path(f"runs/{run_id}/artifacts/{name}"), f"{name} of run {run_id}", missing_ok=True
-        )
+    def artifact(self, run_id: int, name: str, dest: Path) -> bool:
+        """Download one artifact of the run (the file itself) to ``dest``, streamed; False (and no
+        file) when the run has none of that name."""
+        with dest.open("wb") as sink:
+            found = self.get(
+                self._account_path(f"runs/{run_id}/artifacts/{name}"),
+                f"{name} of run {run_id}",
+                missing_ok=True,
+                sink=sink,
+            )
+        if found is None:
+            dest.unlink()
+            return False
+        return True
 
 
 @dataclass(frozen=True)
@@ -433,9 +453,7 @@ def fetch(client: DbtCloudClient, run: CloudRun, directory: Path, want_target: b
     """Write the run's artifacts (those it has) into ``directory``."""
     files = []
     for name in ARTIFACTS:
-        body = client.artifact(run.id, name)
-        if body is not None:
-            (directory / name).write_bytes(body)
+        if client.artifact(run.id, name, directory / name):
             files.append(name)
     target = None
     job = run.job_id if run.job_id is not None else client.config.job_id

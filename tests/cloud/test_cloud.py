@@ -385,3 +385,23 @@ def test_serve_command_polls_a_job(api: FakeCloud, tmp_path: Path) -> None:
         proc.terminate()
         _, err = proc.communicate(timeout=30)
     assert "polling dbt Cloud job 77" in err and TOKEN not in err
+
+
+def test_corrupt_artifact_names_the_run_not_a_temp_path(
+    api: FakeCloud, capsys: pytest.CaptureFixture[str]
+) -> None:
+    api.add_run(Run(900, JOB, 10, {**sample_artifacts(), "sources.json": b'{"metadata": {"dbt_schema_ver'}))
+    code, _, err = push(capsys, api, "--dbt-cloud-run", "900", "--dry-run")
+    one_line_refusal(code, err, ExitCode.INPUT, "the sources.json of dbt Cloud run 900")
+    assert "dbt-prom-cloud-" not in err
+
+
+def test_stale_cloud_run_is_refused_like_a_stale_file(
+    api: FakeCloud, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with tempfile.TemporaryDirectory() as empty:
+        code, _, err = run_cli(
+            ["push", "--project-dir", empty, *cloud_args(api, "--dbt-cloud-run", "500"), "--dry-run"], capsys
+        )
+    one_line_refusal(code, err, ExitCode.INPUT, "--allow-stale-artifact")
+    assert "dbt Cloud run 500" in err
