@@ -33,6 +33,7 @@ from dbt_prom_bridge.errors import ArtifactError, ThresholdError
 from dbt_prom_bridge.model import meta_value, parse_status
 from dbt_prom_bridge.nodes import (
     MODEL_RESOURCE_TYPES,
+    NON_BUILD_COMMANDS,
     BuildResult,
     BuildStatus,
     ModelDef,
@@ -134,11 +135,14 @@ def parse_run_results(doc: Any, path: str | None = None) -> RunResultsArtifact:
     raw = doc.get("results")
     if not isinstance(raw, list):
         raise ArtifactError(f"{name} (run-results/v{version}) has no 'results' list; the file is incomplete")
+    args = doc.get("args")
+    command = args.get("which") if isinstance(args, Mapping) else None
+    command = command if isinstance(command, str) and command else None
     results: list[BuildResult] = []
     skipped = 0
     for index, entry in enumerate(raw):
         result = _build_entry(index, entry, name)
-        if result is None:
+        if result is None or command in NON_BUILD_COMMANDS:
             skipped += 1
         else:
             results.append(result)
@@ -152,6 +156,7 @@ def parse_run_results(doc: Any, path: str | None = None) -> RunResultsArtifact:
         results=tuple(results),
         path=path,
         skipped_non_models=skipped,
+        command=command,
     )
 
 

@@ -74,6 +74,10 @@ class BuildStatus(str, Enum):
 
 
 BUILD_STATUSES: tuple[BuildStatus, ...] = tuple(BuildStatus)
+#: dbt commands (``args.which`` of run_results.json) whose model results are not builds.
+NON_BUILD_COMMANDS: frozenset[str] = frozenset(
+    ("compile", "generate", "docs", "show", "list", "ls", "parse", "test", "clone", "run-operation", "source")
+)
 #: States of ``dbt_model_freshness_status`` (what ``dbt freshness`` says about a model).
 FRESHNESS_STATUSES: tuple[Status, ...] = (Status.PASS, Status.WARN, Status.ERROR, Status.RUNTIME_ERROR)
 
@@ -195,8 +199,16 @@ class RunResultsArtifact:
     elapsed_time: float | None
     results: tuple[BuildResult, ...]
     path: str | None = None
-    #: Entries that are not models (tests, unit tests, operations...).
+    #: Entries that are not models (tests, unit tests, operations...), or not builds.
     skipped_non_models: int = 0
+    #: The dbt command that wrote the file (``args.which``: build, run, compile...), when known.
+    command: str | None = None
+
+    @property
+    def builds(self) -> bool:
+        """False for a command that does not build (``dbt compile``, ``dbt docs generate``...):
+        its results say "success" for models it only compiled."""
+        return self.command is None or self.command not in NON_BUILD_COMMANDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -381,6 +393,11 @@ def build_models(
         warnings.extend(f"{mdef.model}: {p}" for p in mdef.threshold_problems)
         if configured and uid not in records and mdef.has_thresholds:
             records[uid] = replace(_identity(uid, mdef), seen_at=seen)
+    if run_results is not None and not run_results.builds:
+        warnings.append(
+            f"{run_results.path or 'run_results.json'} was written by `dbt {run_results.command}`, "
+            "which builds nothing: no model build is reported from it"
+        )
     if run_results is not None and run_results.generated_at is None:
         warnings.append(f"{run_results.path or 'run_results.json'} has no metadata.generated_at")
     name = _project(project, manifest_project, records)

@@ -11,9 +11,7 @@ MODELS = Path(__file__).resolve().parent.parent / "data" / "models"
 GENERATED_AT = "2026-03-01T12:00:00.000000Z"
 
 
-def run_results(
-    version: int, results: list[Any], generated_at: str = GENERATED_AT
-) -> dict[str, Any]:
+def run_results(version: int, results: list[Any], generated_at: str = GENERATED_AT) -> dict[str, Any]:
     return {
         "metadata": {
             "dbt_schema_version": f"https://schemas.getdbt.com/dbt/run-results/v{version}.json",

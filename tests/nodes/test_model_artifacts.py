@@ -277,3 +277,16 @@ def test_every_fusion_artifact_of_the_corpus() -> None:
     assert stg.status is Status.PASS and stg.warn_after == 86400.0 and stg.error_after == 172800.0
     assert stg.max_loaded_at == pytest.approx(1787868000.0)
     assert all(not results for name, results in models.items() if name != "F001")
+
+
+def test_compile_results_are_not_builds() -> None:
+    """`dbt compile` (and `dbt docs generate`, the last step of many dbt Cloud jobs) writes a
+    run_results.json where every model "succeeded": nothing was built, so nothing is reported."""
+    art = read_run_results(MODELS / "run_results_compile.json")
+    assert art.command == "compile" and not art.builds
+    assert art.results == () and art.skipped_non_models > 0
+    from dbt_prom_bridge.nodes import build_models
+
+    run = build_models("dev", art)
+    assert run.checks == () and any("dbt compile" in w for w in run.warnings)
+    assert read_run_results(MODELS / "run_results.json").command == "build"
