@@ -105,6 +105,8 @@ def parse_build_status(raw: object) -> BuildStatus:
     raise ArtifactError(f"unknown build status {raw!r}; expected one of success, error, skipped")
 
 
+#: Longest threshold read (1,000 years): a bigger count is a typo, and would not fit a float.
+MAX_THRESHOLD_SECONDS = 1000 * 365 * 86400
 #: Threshold periods of models: dbt's (minute, hour, day) and Fusion's ``second``.
 MODEL_PERIOD_SECONDS: Mapping[str, int] = {"second": 1, **PERIOD_SECONDS}
 
@@ -130,7 +132,10 @@ def threshold_seconds(raw: object) -> float | None:
     unit = MODEL_PERIOD_SECONDS.get(str(period).strip().lower())
     if unit is None:
         raise ThresholdError(f"threshold period {period!r} is not one of second, minute, hour, day")
-    return float(int(count) * unit)
+    seconds = int(count) * unit
+    if seconds > MAX_THRESHOLD_SECONDS:
+        raise ThresholdError(f"threshold {count} {period} is longer than 1,000 years")
+    return float(seconds)
 
 
 def split_node_id(unique_id: str) -> tuple[str, str, str]:
