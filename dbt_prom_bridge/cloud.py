@@ -51,6 +51,7 @@ from typing import Any, BinaryIO
 from dbt_prom_bridge.config import ArtifactOptions, DbtOptions, RunOptions, Secret
 from dbt_prom_bridge.errors import ArtifactError, DbtPromError, DbtRunError, ExitCode, UsageError
 from dbt_prom_bridge.model import FreshnessRun
+from dbt_prom_bridge.nodes import ModelRun
 from dbt_prom_bridge.redact import Scrubber, redact_url
 
 #: The US multi-tenant access URL (dbt's default; accounts with an account-specific access URL
@@ -528,10 +529,28 @@ def collect(
     client: DbtCloudClient | None = None,
 ) -> tuple[CloudRun, FreshnessRun]:
     """Fetch the Cloud run the config names and build its :class:`FreshnessRun`."""
+    run, freshness, _models = collect_all(config, dbt, art, opts, client)
+    return run, freshness
+
+
+def collect_all(
+    config: CloudConfig,
+    dbt: DbtOptions,
+    art: ArtifactOptions,
+    opts: RunOptions = RunOptions(),
+    client: DbtCloudClient | None = None,
+) -> tuple[CloudRun, FreshnessRun, ModelRun | None]:
+    """:func:`collect`, plus the models of the run's ``run_results.json`` (None without one)."""
+    from dbt_prom_bridge.model_artifacts import load_models_in
+
     client = client or DbtCloudClient(config)
     run = resolve_run(client)
     with fetched(client, run, want_target=dbt.target is None) as got:
-        return run, run_from_artifacts(got, dbt, art, opts)
+        freshness = run_from_artifacts(got, dbt, art, opts)
+        models = load_models_in(
+            got.directory, freshness.target, project=freshness.project or None, meta_labels=opts.meta_labels
+        )
+    return run, freshness, models
 
 
 class CloudRefresher:

@@ -449,3 +449,30 @@ def load_models(
         meta_labels=meta_labels,
         configured=configured,
     )
+
+
+def load_models_in(
+    directory: Path,
+    target: str,
+    *,
+    project: str | None = None,
+    meta_labels: tuple[str, ...] = (),
+    configured: bool = True,
+) -> ModelRun | None:
+    """The models of whichever of ``run_results.json``, ``freshness.json`` and ``manifest.json``
+    a target directory (or a fetched dbt Cloud run) holds; None when it has neither results file
+    (a ``dbt source freshness`` run: nothing about models)."""
+    run_results = directory / "run_results.json"
+    freshness = directory / "freshness.json"
+    manifest = directory / "manifest.json"
+    if not run_results.is_file() and not freshness.is_file():
+        return None
+    return load_models(
+        target,
+        run_results=run_results if run_results.is_file() else None,
+        freshness=freshness if freshness.is_file() else None,
+        manifest=manifest if manifest.is_file() else None,
+        project=project,
+        meta_labels=meta_labels,
+        configured=configured,
+    )

@@ -17,6 +17,7 @@ from dbt_prom_bridge.cloud import (
     CloudUnavailable,
     DbtCloudClient,
     base_url,
+    collect_all,
 )
 from dbt_prom_bridge.config import ArtifactOptions, DbtOptions, RunOptions, Secret
 from dbt_prom_bridge.errors import ExitCode, UsageError
@@ -405,3 +406,17 @@ def test_stale_cloud_run_is_refused_like_a_stale_file(
         )
     one_line_refusal(code, err, ExitCode.INPUT, "--allow-stale-artifact")
     assert "dbt Cloud run 500" in err
+
+
+def test_collect_all_reads_the_run_models(api: FakeCloud) -> None:
+    config = CloudConfig(account=ACCOUNT, token=Secret(TOKEN), host=api.url, run_id=500)
+    with tempfile.TemporaryDirectory() as empty:
+        run, freshness, models = collect_all(
+            config, DbtOptions(project_dir=Path(empty)), ArtifactOptions(allow_stale=True), RunOptions()
+        )
+    assert run.id == 500 and freshness.target == "prod"
+    assert models is not None and models.project == "dbt_prom_demo" and models.target == "prod"
+    assert {c.model for c in models.checks if c.build_status is not None} >= {
+        "orders_enriched",
+        "hourly_revenue",
+    }

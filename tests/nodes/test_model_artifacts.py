@@ -290,3 +290,13 @@ def test_compile_results_are_not_builds() -> None:
     run = build_models("dev", art)
     assert run.checks == () and any("dbt compile" in w for w in run.warnings)
     assert read_run_results(MODELS / "run_results.json").command == "build"
+
+
+def test_load_models_in_a_directory(tmp_path: Path) -> None:
+    from dbt_prom_bridge.model_artifacts import load_models_in
+
+    assert load_models_in(tmp_path, "dev") is None  # no run_results.json / freshness.json
+    for name in ("run_results.json", "manifest.json"):
+        (tmp_path / name).write_bytes((MODELS / name).read_bytes())
+    run = load_models_in(tmp_path, "dev", meta_labels=("owner",))
+    assert run is not None and run.project == "dbt_prom_demo" and len(run.checks) == 7
