@@ -471,7 +471,8 @@ def merge_model(held: ModelCheck, new: ModelCheck) -> ModelCheck:
 
 
 def merge_models(held: Iterable[ModelCheck], run: Iterable[ModelCheck]) -> tuple[ModelCheck, ...]:
-    """Held records updated with a run's (pure, per ``model`` label): a record the run does not
+    """Held records of one project and target updated with a run's (pure, per ``model`` label;
+    the caller keeps one held set per grouping key): a record the run does not
     carry is kept as is; for the others, each observation keeps its newest value. Order-free:
     merging runs in any order gives the same result."""
     out = {c.key: c for c in held}
