@@ -167,7 +167,8 @@ def webhook_routes(
     ``job.run.completed`` event of the job refreshes at once."""
     import os
 
-    from dbt_prom_bridge.cloud import WEBHOOK_PATH, WEBHOOK_SECRET_ENV, CloudRefresher, WebhookReceiver
+    from dbt_prom_bridge.cloud import CloudRefresher
+    from dbt_prom_bridge.cloud_webhook import WEBHOOK_PATH, WEBHOOK_SECRET_ENV, WebhookReceiver
     from dbt_prom_bridge.config import Secret
 
     secret = os.environ.get(WEBHOOK_SECRET_ENV, "").strip()

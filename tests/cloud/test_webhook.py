@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from dbt_prom_bridge.cloud import WEBHOOK_PATH, WebhookReceiver, webhook_signature_ok
+from dbt_prom_bridge.cloud_webhook import WEBHOOK_PATH, WebhookReceiver, webhook_signature_ok
 from dbt_prom_bridge.config import Secret
 from dbt_prom_bridge.exposition import RUN_TIMESTAMP
 from devtools.servers import free_port
