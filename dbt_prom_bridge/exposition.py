@@ -26,6 +26,7 @@ from dbt_prom_bridge.model import (
     Status,
     Threshold,
 )
+from dbt_prom_bridge.nodes import MODEL_HELP
 
 STATUS = "dbt_source_freshness_status"
 MAX_LOADED_AT = "dbt_source_max_loaded_at_timestamp_seconds"
@@ -62,6 +63,7 @@ HELP: Mapping[str, str] = {
         "Identifies the state dbt-prom-bridge last wrote to this Pushgateway group "
         "(a random number that changes with every push; not a measurement)."
     ),
+    **MODEL_HELP,
 }
 PER_SOURCE_METRICS: tuple[str, ...] = (
     STATUS,

@@ -24,7 +24,7 @@ import json
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
@@ -268,7 +268,15 @@ INDEX = b"""<html><head><title>dbt-prom serve</title></head><body>
 """
 
 
-def make_handler(cache: _PageCache, state: ExporterState) -> type[BaseHTTPRequestHandler]:
+#: ``POST`` routes: path -> handler of (body, headers) returning (HTTP status, JSON body).
+PostRoutes = Mapping[str, Callable[[bytes, Mapping[str, str]], tuple[int, dict[str, Any]]]]
+#: Largest ``POST`` body read.
+MAX_POST_BODY = 64 * 1024
+
+
+def make_handler(
+    cache: _PageCache, state: ExporterState, post: PostRoutes | None = None
+) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "dbt-prom-bridge"
         protocol_version = "HTTP/1.1"
@@ -306,6 +314,18 @@ def make_handler(cache: _PageCache, state: ExporterState) -> type[BaseHTTPReques
 
         do_HEAD = do_GET
 
+        def do_POST(self) -> None:
+            route = (post or {}).get(self.path.split("?", 1)[0])
+            raw_length = (self.headers.get("Content-Length") or "0").strip()
+            length = int(raw_length) if raw_length.isdigit() else MAX_POST_BODY + 1
+            if route is None:
+                self._send(404, b"not found\n", "text/plain; charset=utf-8", {"Connection": "close"})
+            elif length > MAX_POST_BODY:
+                self._send(413, b"body too large\n", "text/plain; charset=utf-8", {"Connection": "close"})
+            else:
+                status, doc = route(self.rfile.read(length), dict(self.headers.items()))
+                self._send(status, (json.dumps(doc, sort_keys=True) + "\n").encode(), "application/json")
+
     return Handler
 
 
@@ -320,6 +340,7 @@ class Exporter:
         log: Callable[[str], None] | None = None,
         clock: Callable[[], float] = time.time,
         debug: bool = False,
+        post: PostRoutes | None = None,
     ) -> None:
         if interval <= 0:
             raise UsageError("--interval must be positive")
@@ -333,7 +354,9 @@ class Exporter:
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(FreshnessCollector(self.state))
         self.stop = threading.Event()
-        handler = make_handler(_PageCache(self.registry, self.state), self.state)
+        #: Set to refresh now instead of at the end of the interval (a webhook event).
+        self.wake = threading.Event()
+        handler = make_handler(_PageCache(self.registry, self.state), self.state, post)
         host, port = listen
         try:
             self.server = ThreadingHTTPServer((host, port), handler)
@@ -387,9 +410,18 @@ class Exporter:
             while not self.stop.is_set():
                 t0 = time.monotonic()
                 self.refresh_once()
-                self.stop.wait(max(0.0, self.interval - (time.monotonic() - t0)))
+                self._pause(t0 + self.interval)
         finally:
             self.close()
+
+    def _pause(self, until: float) -> None:
+        """Wait until ``until`` (monotonic), :attr:`stop`, or :attr:`wake`, whichever comes first."""
+        while not self.stop.is_set() and not self.wake.is_set():
+            left = until - time.monotonic()
+            if left <= 0:
+                break
+            self.wake.wait(min(left, 0.5))
+        self.wake.clear()
 
     def close(self) -> None:
         self.stop.set()

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from dbt_prom_bridge import api, summary
-from dbt_prom_bridge.cli import EXIT_CODES_HELP
+from dbt_prom_bridge.cli import EXIT_CODES_HELP, cloud_options
 from dbt_prom_bridge.cli.options import (
     artifact_config,
     artifact_options,
@@ -133,6 +133,7 @@ def deliver(run: FreshnessRun, delivery: DeliveryOptions, art: ArtifactOptions, 
 @click.command("push", epilog=EXIT_CODES_HELP)
 @dbt_options
 @artifact_options
+@cloud_options.cloud_options()
 @gateway_options
 @remote_write_options
 @click.option(
@@ -163,6 +164,7 @@ def command(**kw: Any) -> None:
     holds. When dbt cannot run, run_success=0 is pushed and every source keeps its last values
     (exit 3).
     """
+    cloud = cloud_options.cloud_config(kw)
     dbt = dbt_config(kw)
     art = artifact_config(kw)
     remote = remote_write_config(kw)
@@ -187,7 +189,10 @@ def command(**kw: Any) -> None:
         projects.push_projects(projects_file, dbt, art, opts, delivery, explicit_spill, fmt, colour)
         return
 
-    run = api.collect(dbt, art, opts, on_event=None if fmt == "json" else on_event)
+    if cloud is not None:
+        run = cloud_options.collect(cloud, dbt, art, opts)
+    else:
+        run = api.collect(dbt, art, opts, on_event=None if fmt == "json" else on_event)
     for message in run.warnings:
         warn(message)
     if dry_run:
