@@ -11,11 +11,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from dbt_prom_bridge import summary
 from dbt_prom_bridge.calendar import parse_calendar
 from dbt_prom_bridge.cli.push import gate
+from dbt_prom_bridge.codec import run_from_json, run_to_json
 from dbt_prom_bridge.errors import CalendarError, CheckFailed, ExitCode
 from dbt_prom_bridge.exposition import ERROR_DEADLINE, WARN_DEADLINE, checks_from_series, render
 from dbt_prom_bridge.model import FailOn, RunContext, Status, build_run
 from dbt_prom_bridge.serve import ExporterState, Refresh
-from dbt_prom_bridge.sinks.spill import run_from_json, run_to_json
 from tests.calendar.test_calendar import BUSINESS, NY, local
 from tests.model.test_build_run import manifest, node, result, sources
 
@@ -148,9 +148,9 @@ def test_no_calendar_column_without_calendars() -> None:
 def test_fail_on_gate_uses_verdict() -> None:
     run = calendar_run()
     with pytest.raises(CheckFailed) as info:
-        gate(run, FailOn.ERROR)
+        gate(run, None, FailOn.ERROR)
     assert "crm.contacts" in str(info.value) and "crm.accounts" not in str(info.value)
-    gate(replace(run, checks=run.checks[:1]), FailOn.WARN)  # the holiday source alone passes
+    gate(replace(run, checks=run.checks[:1]), None, FailOn.WARN)  # the holiday source alone passes
 
 
 def test_healthz_counts_calendar_verdicts() -> None:

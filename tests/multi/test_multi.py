@@ -20,7 +20,7 @@ from dbt_prom_bridge.config import (
     RemoteWriteConfig,
 )
 from dbt_prom_bridge.errors import CheckFailed, DbtRunError, ExitCode, PushError, UsageError
-from dbt_prom_bridge.exposition import HELP, RUN_TIMESTAMP
+from dbt_prom_bridge.exposition import PER_SOURCE_METRICS, RUN_METRICS, RUN_TIMESTAMP
 from dbt_prom_bridge.model import RunContext, build_run
 from devtools import servers
 from tests.conftest import requires, scrape
@@ -135,7 +135,7 @@ def test_one_exposition_for_several_runs() -> None:
         )
     text = "".join(multi.iter_text_many(runs))
     fams = list(text_string_to_metric_families(text))
-    assert len({f.name for f in fams}) == len(fams) == len(HELP)
+    assert len({f.name for f in fams}) == len(fams) == len(PER_SOURCE_METRICS) + len(RUN_METRICS)
     timestamps = {s.labels["project"]: s.value for f in fams if f.name == RUN_TIMESTAMP for s in f.samples}
     assert timestamps == {"alpha": NOW, "beta": NOW}
     owners = {s.labels.get("owner") for f in fams for s in f.samples if s.labels.get("project") == "alpha"}
