@@ -184,7 +184,7 @@ def test_manifest_of_another_project(fresh: Path, tmp_path: Path, capsys: pytest
     assert_one_line_refusal(
         code,
         err,
-        "(project someone_else) knows none of the 9 sources in the sources.json (project dbt_prom_demo)",
+        "(project someone_else) knows none of the 11 sources in the sources.json (project dbt_prom_demo)",
     )
 
 
