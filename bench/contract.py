@@ -3,7 +3,7 @@
 Figures (printed, never asserted):
 
 - ``dbt-prom push --no-run --dry-run`` on a synthetic 10,000-source project
-  (:mod:`dbt_prom_bridge.synthetic`: manifest v12 + sources v3, ~107k series) vs the baseline:
+  (:mod:`devtools.synthetic`: manifest v12 + sources v3, ~107k series) vs the baseline:
   the same series given to prometheus_client the usual way, ``Gauge(name, help, labelnames,
   registry=...)`` per family, ``.labels(*values).set(value)`` per series, ``generate_latest`` to
   stdout. Both are whole processes (interpreter start, imports, output); the baseline starts
@@ -93,7 +93,7 @@ def _median(runs: list[Measured]) -> Measured:
 
 
 def run() -> list[tuple[str, str]]:
-    from dbt_prom_bridge import synthetic
+    from devtools import synthetic
 
     figures: list[tuple[str, str]] = []
     dbt_prom = str(BIN / "dbt-prom")

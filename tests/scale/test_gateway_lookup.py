@@ -7,13 +7,12 @@ from dataclasses import replace
 
 import pytest
 
-from dbt_prom_bridge import synthetic
 from dbt_prom_bridge.artifacts import parse_manifest, parse_sources
 from dbt_prom_bridge.config import GatewayConfig
 from dbt_prom_bridge.exposition import render, render_bytes
 from dbt_prom_bridge.model import FreshnessRun, RunContext, build_run
 from dbt_prom_bridge.sinks.pushgateway import Pushgateway, grouping_labels, held_run_timestamp
-from devtools import servers
+from devtools import servers, synthetic
 from tests.conftest import requires
 
 NOW = 1_800_000_000.0
