@@ -92,8 +92,8 @@ dashboard: install ## Regenerate the sample project's Grafana dashboard (provisi
 	$(VENV)/bin/dbt-prom dashboard --project-dir dbt_project --profiles-dir dbt_project \
 		--meta-label owner --meta-label team --out $(DASHBOARD)
 
-docs: install ## Regenerate the README's CLI and metrics reference from the code (cog)
-	$(PY) -m cogapp -r README.md
+docs: install ## Regenerate the generated docs from the code (cog): docs/cli.md, docs/configuration.md, README metrics
+	$(PY) -m cogapp -r README.md docs/cli.md docs/configuration.md
 
 constraints: ## Re-pin constraints.txt from the current .venv
 	scripts/pin-constraints.sh
