@@ -17,12 +17,10 @@ It behaves like the Pushgateway sink for the cases where a blind overwrite would
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from dbt_prom_bridge import fsutil
 from dbt_prom_bridge.errors import PushError, UsageError
 from dbt_prom_bridge.exposition import (
     FAILURE_METRICS,
@@ -108,42 +106,20 @@ def content(run: FreshnessRun, path: Path) -> tuple[str, FreshnessRun, int]:
     return render(run), run, 0
 
 
-def write_atomic(path: Path, text: str, mode: int = FILE_MODE) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same directory and a rename."""
-    directory = path.parent
+def write_file(path: Path, text: str) -> None:
+    """Write the textfile atomically (:func:`~dbt_prom_bridge.fsutil.write_atomic`, mode 0644)."""
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+        fsutil.write_atomic(path, text, mode=FILE_MODE)
     except OSError as exc:
-        raise PushError(
-            f"cannot write the textfile in {directory}: {exc.strerror or exc}; check that the directory "
-            "is writable by this user"
-        ) from None
-    temp = Path(tmp)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        temp.chmod(mode)
-        temp.replace(path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            temp.unlink()
         raise PushError(
             f"cannot write the textfile {path}: {exc.strerror or exc}; check that its directory is "
             "writable by this user"
         ) from None
-    with contextlib.suppress(OSError):
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
 
 
 def write(run: FreshnessRun, path: Path) -> TextfileOutcome:
     """Write ``run`` to the textfile ``path`` (see the module docstring for merge rules)."""
     check_path(path)
     text, held, carried = content(run, path)
-    write_atomic(path, text)
+    write_file(path, text)
     return TextfileOutcome(path, held, carried)
