@@ -295,8 +295,6 @@ class RemoteWriteOutcome:
     url: str
     series: int
     requests: int
-    #: Compressed bytes sent.
-    sent_bytes: int
     timestamp_ms: int
 
 
@@ -320,7 +318,7 @@ class RemoteWrite:
         (a :class:`~dbt_prom_bridge.sinks.http.DeliveryError`) when a request fails for good;
         requests sent before it stay written."""
         stamp = round((now() if when is None else when) * 1000)
-        series = requests = sent = 0
+        series = requests = 0
         for batch in batches(run, self.config, stamp):
             body = compress(batch.body)
             try:
@@ -335,8 +333,7 @@ class RemoteWrite:
                 ) from None
             series += batch.series
             requests += 1
-            sent += len(body)
-        return RemoteWriteOutcome(self.display_url, series, requests, sent, stamp)
+        return RemoteWriteOutcome(self.display_url, series, requests, stamp)
 
 
 def superseded(exc: PushError) -> bool:
