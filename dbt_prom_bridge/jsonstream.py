@@ -26,6 +26,8 @@ from typing import IO, Any, Final
 CHUNK: Final = 1 << 22
 _WS = re.compile(r"[ \t\n\r]*")
 _NUMBER_TAIL = re.compile(r"[0-9.eE+-]*")
+_NUMBER_CHARS: Final = frozenset("0123456789.eE+-")
+_BLANKS: Final = frozenset(" \t\n\r")
 _DECODER = json.JSONDecoder()
 #: The C string scanner ``json`` itself uses (not in the type stubs).
 _scanstring: Callable[[str, int, bool], tuple[str, int]] = json.decoder.scanstring  # type: ignore[attr-defined]
@@ -72,6 +74,16 @@ class _Window:
 
     def peek(self) -> str:
         """The next non-blank character (consumed blanks), or "" at the end of the file."""
+        text, pos = self.text, self.pos
+        # fast path: the next character, or the one after a single blank (dbt writes ", " and ": ")
+        if pos + 1 < len(text):
+            char = text[pos]
+            if char not in _BLANKS:
+                return char
+            char = text[pos + 1]
+            if char not in _BLANKS:
+                self.pos = pos + 1
+                return char
         while True:
             self.pos = _WS.match(self.text, self.pos).end()  # type: ignore[union-attr]
             if self.pos < len(self.text):
@@ -112,7 +124,11 @@ class _Window:
                 continue
             # A number may go on past the window ("12" of "12.5e3"): read on unless what follows
             # it ends inside the window.
-            if not self.eof and _NUMBER_TAIL.match(self.text, end).end() >= len(self.text):  # type: ignore[union-attr]
+            if (
+                not self.eof
+                and (end >= len(self.text) or self.text[end] in _NUMBER_CHARS)
+                and _NUMBER_TAIL.match(self.text, end).end() >= len(self.text)  # type: ignore[union-attr]
+            ):
                 self.fill()
                 continue
             self.pos = end
