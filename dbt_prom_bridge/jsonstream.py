@@ -12,6 +12,17 @@ It only reads what ``json.loads`` reads (same decoder, same numbers and strings)
 not sure about (a BOM or UTF-16, invalid UTF-8, a syntax error, a top level that is not an
 object) raises :class:`Fallback`, and the caller reads the file the ordinary way, which gives
 the precise error message.
+
+Why this reader, and one reader for every size (docs/performance.md, "The JSON reader"): on
+synthetic dbt artifacts it is faster than both alternatives at every size measured. Reading
+manifest.json + sources.json, CPU seconds: 10,000 sources, this reader 0.35-0.42, ijson 3.6 with
+its C backend (yajl2_c) 0.40-0.51, ``json.load`` 0.55-0.65; 100,000 sources, 3.8, 6.1 and 9.4
+(and 1.26 GB for ``json.load``); 1,000 sources, a tie with reading whole. ``json.load`` loses even
+when memory is no concern because it keeps every object of the file alive; ijson's C parser is
+no faster than the standard library's C decoder driven from here, would add a compiled
+dependency, and gives numbers another way (``Decimal`` unless ``use_float``), so the records
+would no longer be exactly what ``json.loads`` gives. Choosing the reader by file size would
+gain nothing.
 """
 
 from __future__ import annotations
