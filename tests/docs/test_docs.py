@@ -101,10 +101,26 @@ def test_readme_is_the_front_door() -> None:
         assert f"docs/{page}.md" in text, page
 
 
+def anchors(markdown: str) -> set[str]:
+    """GitHub's anchors of a page's headings (lower case, punctuation dropped, blanks to '-')."""
+    text = re.sub(r"```.*?```", "", markdown, flags=re.DOTALL)
+    found: set[str] = set()
+    for heading in re.findall(r"^#+ (.+)$", text, re.MULTILINE):
+        slug = re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+        found.add(slug)
+    return found
+
+
 @pytest.mark.parametrize("page", ["README.md", *sorted(p.name for p in (ROOT / "docs").glob("*.md"))])
-def test_relative_links_point_at_existing_files(page: str) -> None:
+def test_relative_links_point_at_existing_files_and_headings(page: str) -> None:
     path = ROOT / page if page == "README.md" else ROOT / "docs" / page
-    for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", path.read_text()):
+    text = path.read_text()
+    for target, anchor in re.findall(r"\]\(([^)#\s]*)(?:#([^)\s]*))?\)", text):
         if "://" in target or target.startswith("mailto:"):
             continue
-        assert (path.parent / target).exists(), f"{page} links to {target}, which does not exist"
+        linked = (path.parent / target) if target else path
+        assert linked.exists(), f"{page} links to {target}, which does not exist"
+        if anchor and linked.suffix == ".md":
+            assert anchor in anchors(linked.read_text()), (
+                f"{page} links to {target}#{anchor}: no such heading"
+            )
