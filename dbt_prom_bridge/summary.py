@@ -144,7 +144,10 @@ def delivered_line(run: FreshnessRun, done: Delivered, of: str = "") -> str:
     """One line on what a destination did with the run (``of``: whose run, when there are several)."""
     whose = f" of {of}" if of else ""
     if not run.success:
-        return f"pushed run_success 0 (dbt could not run){whose} to {done.url}; every source keeps its last values"
+        return (
+            f"pushed run_success 0 (dbt could not run){whose} to {done.url}; "
+            "every source keeps its last values"
+        )
     merged = done.merged
     if not done.pushed:
         return (
