@@ -44,7 +44,7 @@ Modules: :mod:`~.options` (flags, checked once), :mod:`~.selection` (which sourc
 :mod:`~.tests` (promtool tests), :mod:`~.generate` (the files). This module is the public API.
 """
 
-from dbt_prom_bridge.rules.build import Group, Rule, groups
+from dbt_prom_bridge.rules.build import groups
 from dbt_prom_bridge.rules.catalogue import (
     ALERTS,
     BRIDGE_STALE,
@@ -72,6 +72,7 @@ from dbt_prom_bridge.rules.options import (
     SplitBy,
 )
 from dbt_prom_bridge.rules.render import GoText, PlainText, humanize_duration
+from dbt_prom_bridge.rules.rule import Group, Record, Rule
 from dbt_prom_bridge.rules.selection import Plan, ProjectSources, plan
 from dbt_prom_bridge.rules.templates import HEADER
 
@@ -100,6 +101,7 @@ __all__ = [
     "PlainText",
     "Plan",
     "ProjectSources",
+    "Record",
     "Rule",
     "RulesOptions",
     "SplitBy",

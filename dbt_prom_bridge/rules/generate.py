@@ -12,8 +12,10 @@ from pathlib import Path
 from dbt_prom_bridge.config import format_duration
 from dbt_prom_bridge.errors import UsageError
 from dbt_prom_bridge.model import Manifest
-from dbt_prom_bridge.rules.build import Group, groups
+from dbt_prom_bridge.rules.build import groups
+from dbt_prom_bridge.rules.catalogue import literal_state_rules
 from dbt_prom_bridge.rules.options import Inputs, Outputs, RulesOptions, SplitBy
+from dbt_prom_bridge.rules.rule import Group
 from dbt_prom_bridge.rules.selection import ProjectSources, plan
 from dbt_prom_bridge.rules.templates import HEADER, header, render_template
 from dbt_prom_bridge.rules.tests import render_tests
@@ -165,6 +167,11 @@ def generate(
     the_plan = plan(manifests, opts, meta_labels)
     command = command_line(inputs, opts, outputs)
     warnings = list(the_plan.warnings)
+    if literal_state_rules(opts):
+        warnings.append(
+            "later-than-usual and SLO rules cover a whole project, so a --select/--exclude file leaves "
+            "them out: generate them in the project's file without a selection"
+        )
     files: list[GeneratedFile] = []
     rule_count = 0
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 from dbt_prom_bridge.config import format_duration
 from dbt_prom_bridge.exposition import (
+    CHECKED_AT,
     ERROR_AFTER,
     HAS_DATA,
     MAX_LOADED_AT,
@@ -38,6 +39,7 @@ from dbt_prom_bridge.rules.catalogue import (
     BRIDGE_STALE,
     ERROR,
     NO_DATA,
+    NOT_CHECKED,
     NOT_RUN,
     PUSH_FAILING,
     RUN_FAILED,
@@ -387,7 +389,9 @@ class Builder:
         mla: Series,
         has_data: Series,
         statuses: Mapping[str, Series],
+        checked: tuple[Series, Series] | None = None,
     ) -> None:
+        """The alert conditions of one source; ``checked``: its check time and its run's timestamp."""
         th = self.thresholds(source)
         runbook = source.meta_get("runbook_url") or None
         clean = {k: v for k, v in labels.items() if v}
@@ -419,6 +423,20 @@ class Builder:
                 return {key: 1.0} if sc.visible(item, k) == 1 else {}
 
             sc.condition(alert, state_cond)
+        if checked is None:
+            return
+        check_series, run_series = checked
+        not_checked = _key(clean, NOT_CHECKED, self.rule_labels(NOT_CHECKED, source))
+        sc.context[not_checked] = (th, runbook)
+        stale = self.opts.stale_after
+
+        def left_out(k: int) -> dict[Key, float]:
+            check, run = sc.visible(check_series, k), sc.visible(run_series, k)
+            if check is None or run is None or run - check <= stale:
+                return {}
+            return {not_checked: run - check}
+
+        sc.condition(NOT_CHECKED, left_out)
 
     def _checks(self, sc: Scenario, times: Sequence[int], alerts: Sequence[str]) -> list[Check]:
         return [
@@ -426,6 +444,40 @@ class Builder:
             for t in times
             for alert in alerts
         ]
+
+    def not_checked(self) -> TestGroup:
+        """Runs of the project keep arriving; every source was last checked ``stale_after`` before
+        the run at T0, and is checked again at T_rec."""
+        opts, i = self.opts, self.interval
+        hold, keep = int(opts.for_seconds), int(opts.keep_firing_for or 0)
+        fire = self.t0 + i + hold
+        recover = fire + i
+        times = sorted({self.t0, self.t0 + hold, fire, recover, *((recover + keep,) if keep else ())})
+        steps = self.steps_until(times[-1])
+        sc = Scenario(i, steps, opts)
+        run_ts = sc.add(RUN_TIMESTAMP, self.run_labels(), self.timeline(steps, float))
+        self.other_runs(sc, steps)
+        base = self.t0 - opts.stale_after
+        for source in self.project.sources:
+            labels = self.source_labels(source)
+            mla = sc.add(MAX_LOADED_AT, labels, self.timeline(steps, float))
+            has_data = sc.add(HAS_DATA, labels, self.constant(steps, 1.0))
+            passing = sc.add(STATUS, {**labels, "status": Status.PASS.value}, self.constant(steps, 1.0))
+            for name, seconds in sorted(self.thresholds(source).items()):
+                sc.add(name, labels, self.constant(steps, seconds))
+
+            def check_time(ts: int) -> float:
+                return float(ts) if ts >= recover else base
+
+            check = sc.add(CHECKED_AT, labels, self.timeline(steps, check_time, (recover,)))
+            statuses = {Status.PASS.value: passing}
+            self._source_candidates(sc, source, labels, mla, has_data, statuses, (check, run_ts))
+        return TestGroup(
+            f"{NOT_CHECKED}: runs arrive, but every source's last check is --stale-after older than "
+            f"the run at {format_duration(self.t0)}; checked again at {format_duration(recover)}",
+            sc.rendered_series(),
+            self._checks(sc, times, SOURCE_ALERTS),
+        )
 
     # -- run-level ------------------------------------------------------------------------------------
     def run_failed(self) -> TestGroup:
@@ -535,6 +587,7 @@ class Builder:
     def all(self) -> list[TestGroup]:
         groups = [self.crossing(WARN_AFTER), self.crossing(ERROR_AFTER)]
         groups += [self.state(alert) for alert in (NO_DATA, RUNTIME_ERROR, NOT_RUN)]
+        groups.append(self.not_checked())
         groups += [self.run_failed(), self.bridge_stale(), self.bridge_absent(), self.push_failing()]
         for group in groups:
             group.comment = comment_text(f"{self.project.project} - {group.comment}")
