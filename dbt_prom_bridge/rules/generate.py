@@ -110,6 +110,16 @@ def command_line(inputs: Inputs, opts: RulesOptions, outputs: Outputs) -> str:
         add("--meta-label", key)
     for value in opts.target_labels:
         add("--target-label", value)
+    if opts.usual_factor != d.usual_factor:
+        add("--usual-factor", f"{opts.usual_factor:g}")
+    for flag, seconds, default in (
+        ("--usual-window", opts.usual_window, d.usual_window),
+        ("--usual-floor", opts.usual_floor, d.usual_floor),
+    ):
+        if seconds != default:
+            add(flag, format_duration(seconds))
+    if opts.slo is not None:
+        add("--slo", f"{opts.slo:g}")
     if opts.strict:
         args.append("--strict")
     if outputs.split_by is not SplitBy.NONE:
