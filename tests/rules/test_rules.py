@@ -116,7 +116,9 @@ def test_yaml_reads_back_as_the_rule_records(mode: Mode, which: str) -> None:
             {
                 "name": g.name,
                 "rules": [
-                    {
+                    dict[str, Any]({"record": r.record, "expr": r.expr})
+                    if isinstance(r, rules.Record)
+                    else {
                         "alert": r.alert,
                         "expr": r.expr,
                         **({"for": r.for_} if r.for_ else {}),
@@ -181,6 +183,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "lookback": {"lookback": 10800.0},
     "lookback-keep-no-for": {"lookback": 7200.0, "keep_firing_for": 120.0, "for_seconds": 0.0},
     "one-target": {"target_labels": ("prod",)},
+    "slo": {"slo": 0.99, "stale_after": 3600.0},
     "targets": {"target_labels": ("prod", "pro|d (x).*")},
     "links": {"dashboard_url": "https://grafana.example/d/abc?orgId=1", "runbook_base_url": ""},
     "names": {"group_name": "team dbt", "severity_warn": "P3", "severity_error": "P1", "job": "fresh{{x}}"},
@@ -215,7 +218,9 @@ def test_per_source_selection_writes_state_rules_per_source(tmp_path: Path) -> N
 
 
 @requires("promtool")
-@pytest.mark.parametrize("variant", ["defaults", "keep-firing", "lookback-keep-no-for", "targets", "links"])
+@pytest.mark.parametrize(
+    "variant", ["defaults", "keep-firing", "lookback-keep-no-for", "targets", "links", "slo"]
+)
 def test_both_modes_give_the_same_alerts_on_the_same_data(variant: str, tmp_path: Path) -> None:
     """The proof of equivalence: each mode's promtool test (same input series, same expected
     alerts, labels and annotations) passes on the OTHER mode's rules.
@@ -320,6 +325,9 @@ def test_alert_names_are_valid_and_fixed() -> None:
         "DbtSourceNoData",
         "DbtSourceFreshnessRuntimeError",
         "DbtSourceFreshnessNotRun",
+        "DbtSourceFreshnessNotChecked",
+        "DbtSourceLaterThanUsual",
+        "DbtSourceFreshnessBudgetBurn",
         "DbtFreshnessRunFailed",
         "DbtFreshnessBridgeStale",
         "DbtFreshnessPushFailing",
