@@ -69,9 +69,9 @@ def usual_rules(project: str, opts: RulesOptions) -> list[Rule | Record]:
         opts,
     )
     return [
-        Record(AGE, f"time() - {series(MAX_LOADED_AT, sel, opts)}"),
-        Record(PEAK, f"max_over_time({age}[{format_duration(PEAK_RANGE)}]) > {age}"),
-        Record(USUAL, f"max_over_time({peak}[{window}])"),
+        record(AGE, f"time() - {series(MAX_LOADED_AT, sel, opts)}", project),
+        record(PEAK, f"max_over_time({age}[{format_duration(PEAK_RANGE)}]) > {age}", project),
+        record(USUAL, f"max_over_time({peak}[{window}])", project),
         alert,
     ]
 
@@ -90,27 +90,27 @@ def source_objective(source: SourceDef, opts: RulesOptions) -> float | None:
     return opts.slo
 
 
-def objective_records(project: str, sources: Sequence[SourceDef], opts: RulesOptions) -> list[Record]:
-    """One record per distinct objective: ``error_after * 0 + objective`` of its sources (so it
-    carries their labels). The ``--slo`` default covers every source but the exceptions."""
+def objective_record(project: str, sources: Sequence[SourceDef], opts: RulesOptions) -> Record | None:
+    """The objective of every source that has one, as ``error_after * 0 + objective`` (so it
+    carries the source's labels): one ``or`` term per distinct declared objective, then the
+    ``--slo`` default, which ``or`` only adds for the sources not already covered."""
     by_value: dict[float, list[SourceDef]] = {}
     for source in sources:
         if source.error_after is None:
             continue
         objective = source_objective(source, opts)
-        if objective is not None:
+        if objective is not None and objective != opts.slo:
             by_value.setdefault(objective, []).append(source)
-    out: list[Record] = []
-    for value, members in sorted(by_value.items()):
-        if value == opts.slo:
-            others = [s for v, ss in by_value.items() if v != value for s in ss]
-            expr = series(ERROR_AFTER, matchers(project, opts), opts)
-            if others:
-                expr = f"({expr} unless on (source_name, table_name) ({_any(project, others, opts)}))"
-        else:
-            expr = f"({_any(project, members, opts)})"
-        out.append(Record(OBJECTIVE, f"{expr} * 0 + {number(value)}"))
-    return out
+    terms = [f"({_any(project, members, opts)}) * 0 + {number(v)}" for v, members in sorted(by_value.items())]
+    if opts.slo is not None:
+        terms.append(f"{series(ERROR_AFTER, matchers(project, opts), opts)} * 0 + {number(opts.slo)}")
+    if not terms:
+        return None
+    return record(OBJECTIVE, " or ".join(f"({term})" if len(terms) > 1 else term for term in terms), project)
+
+
+def record(name: str, expr: str, project: str) -> Record:
+    return Record(name, expr, (("project", go_text(project)),))
 
 
 def _any(project: str, sources: Sequence[SourceDef], opts: RulesOptions) -> str:
@@ -124,16 +124,16 @@ def _any(project: str, sources: Sequence[SourceDef], opts: RulesOptions) -> str:
 def slo_rules(project: str, sources: Sequence[SourceDef], opts: RulesOptions) -> list[Rule | Record]:
     sel = matchers(project, opts)
     deadline = series(ERROR_DEADLINE, sel, opts)
-    out: list[Rule | Record] = [Record(WITHIN, f"{deadline} >= bool time()")]
+    out: list[Rule | Record] = [record(WITHIN, f"{deadline} >= bool time()", project)]
     for window in ("5m", "30m", "1h", "6h"):
-        out.append(Record(sli_ratio(window), f"avg_over_time({WITHIN}{sel}[{window}])"))
-    out.append(Record(sli_ratio("1d"), f"avg_over_time({sli_ratio('1h')}{sel}[1d:1h])"))
+        out.append(record(sli_ratio(window), f"avg_over_time({WITHIN}{sel}[{window}])", project))
+    out.append(record(sli_ratio("1d"), f"avg_over_time({sli_ratio('1h')}{sel}[1d:1h])", project))
     for window in ("7d", "30d"):
-        out.append(Record(sli_ratio(window), f"avg_over_time({sli_ratio('1d')}{sel}[{window}:1d])"))
-    objectives = objective_records(project, sources, opts)
-    if not objectives:
+        out.append(record(sli_ratio(window), f"avg_over_time({sli_ratio('1d')}{sel}[{window}:1d])", project))
+    objective_rule = objective_record(project, sources, opts)
+    if objective_rule is None:
         return out
-    out.extend(objectives)
+    out.append(objective_rule)
     objective = OBJECTIVE + sel
     go = GoText(opts)
     for burn in BURNS:

@@ -25,6 +25,8 @@ class Record:
 
     record: str
     expr: str
+    #: The project's label (the series have it already): tells the records of projects apart.
+    labels: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
