@@ -114,3 +114,47 @@ def test_not_checked_fires_for_a_source_left_out_of_newer_runs(tmp_path: Path) -
     fired = [t for t, n in by_time.items() if n]
     assert fired and all(n in (0, 10) for n in by_time.values())
     assert_test_rules(written.tests)
+
+
+@requires("promtool")
+@pytest.mark.parametrize("mode", list(Mode), ids=str)
+def test_sli_ratios_are_the_fraction_of_time_within_error_after(mode: Mode, tmp_path: Path) -> None:
+    """A source within error_after for 18 hours, then past its deadline for 6: about 75% over the
+    last day (from the hourly values), 0 over the last 5m and 1h, 1 over the first hour. 7d and
+    30d average the daily values at day boundaries: here the one of 0h (1) and of 24h (~0.76)."""
+    written = write(tmp_path, [manifest_of("p", source("s", "t"))], RulesOptions(mode=mode), tests=False)
+    labels = '{project="p", target="prod", source_name="s", table_name="t"}'
+    series = "dbt_source_freshness_error_deadline_timestamp_seconds" + labels
+    # deadline 1h ahead of every evaluation until 18h, then fixed at 18h.
+    values = f"3600+60x{18 * 60} {18 * 3600}+0x{6 * 60}"
+
+    def within(window: str, low: float, high: float, at: str) -> dict[str, Any]:
+        ratio = f"dbt_source_freshness:sli_ratio_{window}"
+        return {
+            "expr": f"({ratio} >= bool {low}) * ({ratio} <= bool {high})",
+            "eval_time": at,
+            "exp_samples": [{"labels": labels, "value": 1}],
+        }
+
+    spec = {
+        "rule_files": [str(written.rules)],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [{"series": series, "values": values}],
+                "promql_expr_test": [
+                    within("1h", 1, 1, "1h"),
+                    within("5m", 0, 0, "24h"),
+                    within("1h", 0, 0, "24h"),
+                    within("6h", 0, 0.01, "24h"),
+                    within("1d", 0.70, 0.80, "24h"),
+                    within("7d", 0.85, 0.90, "24h"),
+                    within("30d", 0.85, 0.90, "24h"),
+                ],
+            }
+        ],
+    }
+    path = tmp_path / "sli.test.yml"
+    path.write_text(yaml.safe_dump(spec))
+    assert_test_rules(path)
