@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -46,7 +48,7 @@ def test_every_field_is_in_both_shapes() -> None:
         lambda d: d.pop("unique_id"),
     ],
 )
-def test_bad_values_are_refused(mutate) -> None:  # type: ignore[no-untyped-def]
+def test_bad_values_are_refused(mutate: Callable[[dict[str, Any]], object]) -> None:
     raw = check_to_json(check("src", "a"))
     mutate(raw)
     with pytest.raises((KeyError, TypeError, ValueError)):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from dataclasses import replace
 
 from hypothesis import assume, given, settings
@@ -37,7 +38,9 @@ def newest(all_runs: list[FreshnessRun]) -> dict[tuple[str, str], SourceCheck]:
 
 @settings(max_examples=200)
 @given(st.lists(runs(), min_size=1, max_size=6), st.randoms())
-def test_any_order_ends_with_the_newest_check_of_each_source(all_runs: list[FreshnessRun], rnd) -> None:  # type: ignore[no-untyped-def]
+def test_any_order_ends_with_the_newest_check_of_each_source(
+    all_runs: list[FreshnessRun], rnd: random.Random
+) -> None:
     # two different checks of one source at the same instant cannot both be the newest
     stamps = [(c.key, c.checked_at) for r in all_runs for c in r.checks]
     assume(len(stamps) == len(set(stamps)))
