@@ -503,6 +503,30 @@ def check_age(generated_at: float | None, path: str, max_age: float, now: float)
         )
 
 
+#: How far ahead of this host's clock an artifact's times may be (clocks of two hosts differ).
+MAX_CLOCK_SKEW = 300.0
+
+
+def check_not_future(artifact: SourcesArtifact, path: str, now: float, skew: float = MAX_CLOCK_SKEW) -> None:
+    """Refuse an artifact whose ``generated_at`` or any check time (``snapshotted_at``) lies more
+    than ``skew`` seconds ahead of ``now``.
+
+    Pushed, such a run would look newer than every legitimate run after it: they would be refused
+    as "older" and replays dropped, until the clock caught up (years, for a mistyped date).
+    """
+    times = [("metadata.generated_at", artifact.generated_at)]
+    times += [(f"the check of {r.unique_id}", r.snapshotted_at) for r in artifact.results]
+    for what, when in times:
+        if when is not None and (not math.isfinite(when) or when - now > skew):
+            ahead = human_duration(when - now) if math.isfinite(when) else "infinitely"
+            raise ArtifactError(
+                f"{path}: {what} is {ahead} in the future (this host's clock says "
+                f"{dt.datetime.fromtimestamp(now, dt.timezone.utc):%Y-%m-%d %H:%M:%SZ}); pushing it "
+                "would make every later run look older; fix the clock of the host that ran dbt "
+                "(or this one) and run `dbt source freshness` again"
+            )
+
+
 def human_duration(seconds: float) -> str:
     """``93784`` -> ``1d2h``; short, for messages and tables (whole seconds)."""
     if math.isnan(seconds):

@@ -38,7 +38,7 @@ from typing import Any
 from dbt_prom_bridge import dbtproject
 from dbt_prom_bridge.artifacts import parse_manifest, parse_sources
 from dbt_prom_bridge.config import DbtOptions
-from dbt_prom_bridge.errors import ArtifactError, DbtRunError
+from dbt_prom_bridge.errors import ArtifactError, DbtConfigError, DbtRunError
 from dbt_prom_bridge.model import Manifest, SourcesArtifact
 from dbt_prom_bridge.redact import scrubbed_argv
 
@@ -208,6 +208,32 @@ _HINTS: tuple[tuple[tuple[str, ...], str], ...] = (
     ),
     (("DbtUsageException", "UsageError", "BadOptionUsage", "NoSuchOption"), "check the dbt options passed"),
 )
+
+
+#: dbt's exceptions for how it was invoked (profile, target, project dir, flags, selectors): a
+#: mistake to fix, not an outage (by class name: their modules moved between dbt versions).
+#: ``DbtConfigError`` is the base of ``DbtProfileError`` and ``DbtProjectError``.
+CONFIG_ERRORS = frozenset(
+    {
+        "DbtConfigError",
+        "DbtProfileError",
+        "DbtProjectError",
+        "ProfileConfigError",
+        "ProjectContractError",
+        "DbtUsageException",
+        "InvalidSelectorError",
+        "InvalidSelectorException",
+        "NoSuchOption",
+        "BadOptionUsage",
+        "BadParameter",
+    }
+)
+
+
+def is_config_error(exc: BaseException) -> bool:
+    """True when dbt refused its configuration or arguments (exit 2, nothing pushed), as opposed
+    to a database it cannot reach or a project it cannot compile (exit 3, ``run_success 0``)."""
+    return any(cls.__name__ in CONFIG_ERRORS for cls in type(exc).__mro__)
 
 
 def describe_exception(
@@ -492,8 +518,10 @@ class DbtFreshnessRunner:
 
     >>> outcome = DbtFreshnessRunner(DbtOptions(project_dir=Path("my_project"))).run(print)
 
-    Raises :class:`DbtRunError` (exit 3) when dbt cannot run: not installed, bad project or
-    profile, database unreachable. Stale or failing sources are results, not errors.
+    Raises :class:`DbtRunError` (exit 3) when dbt cannot run: not installed, a project it cannot
+    compile, a database it cannot reach; :class:`DbtConfigError` (exit 2) when dbt refuses how it
+    was invoked: unknown target, missing profiles.yml or profile, not a dbt project, a malformed
+    selector. Stale or failing sources are results, not errors.
     """
 
     def __init__(self, dbt: DbtOptions) -> None:
@@ -537,7 +565,7 @@ class DbtFreshnessRunner:
         events = _Events(None)
         res = self._invoke(runner_cls, dbt_args(self.dbt, ["parse"]), events)
         if not res.success or res.result is None or not hasattr(res.result, "sources"):
-            raise DbtRunError(self._failure(res, "dbt parse"))
+            raise self._failure(res, "dbt parse")
         path = self.artifacts_dir / "manifest.json"
         record = manifest_from_dbt(res.result, path if path.exists() else None)
         self._cache = _Cache(res.result, record, fingerprint, env)
@@ -561,7 +589,7 @@ class DbtFreshnessRunner:
         result = res.result
         if result is None or not hasattr(result, "results"):
             self.invalidate()
-            raise DbtRunError(self._failure(res, "dbt source freshness"))
+            raise self._failure(res, "dbt source freshness")
         self._target = events.target or self._target
         meta = getattr(result, "metadata", None)
         sources_path = self.artifacts_dir / "sources.json"
@@ -587,12 +615,19 @@ class DbtFreshnessRunner:
             sources_json=sources_path if ours else None,
         )
 
-    def _failure(self, res: Any, action: str) -> str:
+    def _failure(self, res: Any, action: str) -> DbtRunError | DbtConfigError:
+        """The error for a dbt invocation that failed: :class:`DbtConfigError` (exit 2, nothing
+        pushed) when dbt refused its configuration, else :class:`DbtRunError` (exit 3)."""
         exc = getattr(res, "exception", None)
-        if exc is not None:
-            secrets = sorted({*secret_values(), *profile_secrets(self.dbt)}, key=len, reverse=True)
-            return describe_exception(exc, action, secrets)
-        return f"{action} failed without a result or an error (see logs/dbt.log in the project)"
+        if exc is None:
+            return DbtRunError(
+                f"{action} failed without a result or an error (see logs/dbt.log in the project)"
+            )
+        secrets = sorted({*secret_values(), *profile_secrets(self.dbt)}, key=len, reverse=True)
+        message = describe_exception(exc, action, secrets)
+        if is_config_error(exc):
+            return DbtConfigError(f"{message}; nothing was pushed (a configuration error, not an outage)")
+        return DbtRunError(message)
 
 
 def parse_project(dbt: DbtOptions) -> Manifest:
