@@ -15,7 +15,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dbt_prom_bridge import dbtproject
-from dbt_prom_bridge.artifacts import check_age, check_not_future, read_manifest, read_sources
+from dbt_prom_bridge.artifacts import (
+    check_age,
+    check_not_future,
+    missing_from_manifest,
+    read_manifest,
+    read_sources,
+)
 from dbt_prom_bridge.config import (
     ArtifactOptions,
     DbtOptions,
@@ -86,6 +92,9 @@ def load_run(
         check_age(artifact.generated_at, str(paths.sources_json), art.max_artifact_age, now())
     manifest = load_manifest(paths.manifest)
     warnings: tuple[str, ...] = ()
+    missing = missing_from_manifest(artifact, manifest) if manifest is not None else None
+    if missing is not None:
+        warnings = (missing,)
     if manifest is None:
         warnings = (
             "no manifest.json found: sources that are configured but missing from sources.json "

@@ -239,6 +239,7 @@ def _sources_artifact(
 ) -> SourcesArtifact:
     name = path or "sources.json"
     meta = doc["metadata"]
+    results, warnings = _one_per_unique_id(results, name)
     return SourcesArtifact(
         schema_version=f"{kind}/v{version}",
         dbt_version=meta.get("dbt_version") if isinstance(meta.get("dbt_version"), str) else None,
@@ -248,6 +249,54 @@ def _sources_artifact(
         results=tuple(results),
         path=path,
         skipped_non_sources=skipped,
+        warnings=warnings,
+    )
+
+
+def _one_per_unique_id(
+    results: list[FreshnessResult], name: str
+) -> tuple[list[FreshnessResult], tuple[str, ...]]:
+    """One result per ``unique_id`` (dbt writes each once; an edited or concatenated file may
+    not): the newest check is kept (the later entry on a tie), and a warning names it."""
+    index: dict[str, int] = {}
+    kept: list[FreshnessResult] = []
+    dropped: dict[str, int] = {}
+    for result in results:
+        at = index.get(result.unique_id)
+        if at is None:
+            index[result.unique_id] = len(kept)
+            kept.append(result)
+            continue
+        dropped[result.unique_id] = dropped.get(result.unique_id, 0) + 1
+        held = kept[at].snapshotted_at
+        if held is None or (result.snapshotted_at is not None and result.snapshotted_at >= held):
+            kept[at] = result
+    warnings = []
+    for uid, count in dropped.items():
+        result = kept[index[uid]]
+        at = result.snapshotted_at
+        when = "the last one"
+        if at is not None and math.isfinite(at):
+            when = f"checked at {dt.datetime.fromtimestamp(at, dt.timezone.utc):%Y-%m-%d %H:%M:%SZ}"
+        warnings.append(
+            f"{name}: {uid} appears {count + 1} times; kept the newest ({result.status.value}, {when}), "
+            "ignored the other(s)"
+        )
+    return kept, tuple(warnings)
+
+
+def missing_from_manifest(artifact: SourcesArtifact, manifest: Manifest) -> str | None:
+    """A warning naming the artifact's sources the manifest does not declare (another version of
+    the project): their database, schema, identifier and meta labels are unknown (empty)."""
+    missing = [r.unique_id for r in artifact.results if r.unique_id not in manifest.sources]
+    if not missing or len(missing) == len(artifact.results):
+        return None  # all missing: another project, which build_run refuses
+    shown = ", ".join(".".join(uid.split(".")[2:]) for uid in missing[:5])
+    more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+    return (
+        f"{len(missing)} source(s) of {artifact.path or 'sources.json'} are not in the manifest "
+        f"{manifest.path or ''}: {shown}{more}; their database, schema and meta labels are empty: "
+        "pass the manifest.json of the same dbt run (or run `dbt parse`)"
     )
 
 

@@ -226,6 +226,8 @@ class SourcesArtifact:
     path: str | None = None
     #: Entries skipped because they are not sources (Fusion freshness.json covers models too).
     skipped_non_sources: int = 0
+    #: What the reader noticed and the user should hear (e.g. a duplicate unique_id).
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -408,7 +410,7 @@ def build_run(
     if manifest is not None:
         check_same_project(artifact, manifest)
     project = _project_of(artifact, manifest, context.project)
-    warnings: list[str] = list(context.extra_warnings)
+    warnings: list[str] = [*context.extra_warnings, *artifact.warnings]
     checks: dict[str, SourceCheck] = {}
     defs = manifest.sources if manifest is not None else {}
     meta_keys = context.meta_labels
