@@ -274,10 +274,10 @@ def _one_per_unique_id(
     warnings = []
     for uid, count in dropped.items():
         result = kept[index[uid]]
-        at = result.snapshotted_at
+        checked = result.snapshotted_at
         when = "the last one"
-        if at is not None and math.isfinite(at):
-            when = f"checked at {dt.datetime.fromtimestamp(at, dt.timezone.utc):%Y-%m-%d %H:%M:%SZ}"
+        if checked is not None and math.isfinite(checked):
+            when = f"checked at {dt.datetime.fromtimestamp(checked, dt.timezone.utc):%Y-%m-%d %H:%M:%SZ}"
         warnings.append(
             f"{name}: {uid} appears {count + 1} times; kept the newest ({result.status.value}, {when}), "
             "ignored the other(s)"
@@ -356,7 +356,15 @@ def _status(raw: object, uid: str, name: str) -> Status:
 
 def read_sources(path: Path) -> SourcesArtifact:
     """Read a ``sources.json``: streamed result by result (see :mod:`dbt_prom_bridge.jsonstream`),
-    or whole when the file is unusual (then every refusal has its precise message)."""
+    or whole when the file is unusual (then every refusal has its precise message).
+
+    The runtime errors an in-process run recorded next to it (:data:`RUNTIME_ERRORS_FILE`) are
+    added back when that file belongs to the same dbt invocation.
+    """
+    return with_runtime_errors(_read_sources(path), path.parent / RUNTIME_ERRORS_FILE)
+
+
+def _read_sources(path: Path) -> SourcesArtifact:
     try:
         return _stream_sources(path)
     except (jsonstream.Fallback, OSError, RecursionError):
@@ -370,6 +378,91 @@ def read_sources(path: Path) -> SourcesArtifact:
         "run `dbt source freshness` first, or pass --sources-json / --artifacts-dir",
     )
     return parse_sources(doc, str(path))
+
+
+#: Written by an in-process run next to the sources.json it wrote: the runtime errors dbt keeps
+#: out of sources.json (dbt 1.8 to 1.12), with dbt's message, for ``status`` and ``--no-run``.
+RUNTIME_ERRORS_FILE = "dbt-prom-runtime-errors.json"
+RUNTIME_ERRORS_FORMAT = "dbt-prom-runtime-errors/v1"
+#: Larger than any real record of runtime errors: a bigger file is not read.
+_MAX_RUNTIME_ERRORS_BYTES = 64 << 20
+
+
+def write_runtime_errors(directory: Path, artifact: SourcesArtifact) -> Path | None:
+    """Record ``artifact``'s runtime errors next to its sources.json, atomically (temporary file,
+    rename), tagged with its invocation id. Best effort: None when it cannot be written."""
+    import os
+    import tempfile
+
+    if not artifact.invocation_id:
+        return None
+    doc = {
+        "format": RUNTIME_ERRORS_FORMAT,
+        "invocation_id": artifact.invocation_id,
+        "results": [
+            {"unique_id": r.unique_id, "error": r.error, "execution_time": r.execution_time}
+            for r in artifact.results
+            if r.status is Status.RUNTIME_ERROR
+        ],
+    }
+    final = directory / RUNTIME_ERRORS_FILE
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                json.dump(doc, out, indent=1)
+            Path(tmp).replace(final)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError:
+        return None
+    return final
+
+
+def with_runtime_errors(artifact: SourcesArtifact, side_file: Path) -> SourcesArtifact:
+    """``artifact`` plus the runtime errors ``side_file`` records for the same invocation (those
+    sources.json leaves out); unchanged when the file is absent, unreadable or of another run."""
+    if not artifact.invocation_id:
+        return artifact
+    try:
+        if side_file.stat().st_size > _MAX_RUNTIME_ERRORS_BYTES:
+            return artifact
+        doc = json.loads(side_file.read_bytes())
+    except (OSError, ValueError, RecursionError):
+        return artifact
+    if (
+        not isinstance(doc, dict)
+        or doc.get("format") != RUNTIME_ERRORS_FORMAT
+        or doc.get("invocation_id") != artifact.invocation_id
+        or not isinstance(doc.get("results"), list)
+    ):
+        return artifact
+    have = {r.unique_id for r in artifact.results}
+    added: list[FreshnessResult] = []
+    for entry in doc["results"]:
+        uid = entry.get("unique_id") if isinstance(entry, dict) else None
+        if not isinstance(uid, str) or uid in have:
+            continue
+        try:
+            split_unique_id(uid)
+        except ArtifactError:
+            continue
+        have.add(uid)
+        error = entry.get("error")
+        added.append(
+            FreshnessResult(
+                unique_id=uid,
+                status=Status.RUNTIME_ERROR,
+                execution_time=_float(entry.get("execution_time")),
+                error=error if isinstance(error, str) else None,
+            )
+        )
+    if not added:
+        return artifact
+    from dataclasses import replace
+
+    return replace(artifact, results=(*artifact.results, *added))
 
 
 def _stream_sources(path: Path) -> SourcesArtifact:

@@ -18,6 +18,17 @@ import urllib.parse
 from collections.abc import Iterable, Iterator, Sequence
 
 MASK = "***"
+#: Terminal control sequences (CSI, OSC, other ESC sequences) and C0/C1 control characters.
+_CONTROL = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-_]?|[\x00-\x1f\x7f-\x9f]"
+)
+
+
+def printable(text: str) -> str:
+    """``text`` (from a server, a database, a file) as one line a terminal shows as is: escape
+    sequences and control characters removed (they could move the cursor, rewrite earlier
+    lines or retitle the window), runs of white space made one space."""
+    return " ".join(_CONTROL.sub(" ", text).split())
 
 
 _AUTHORITY = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~%-]+)(:\d*)?(?=[/?#]|$)")

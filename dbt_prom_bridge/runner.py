@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from dbt_prom_bridge import dbtproject
-from dbt_prom_bridge.artifacts import parse_manifest, parse_sources
+from dbt_prom_bridge.artifacts import parse_manifest, parse_sources, write_runtime_errors
 from dbt_prom_bridge.config import DbtOptions
 from dbt_prom_bridge.errors import ArtifactError, DbtConfigError, DbtRunError
 from dbt_prom_bridge.model import Manifest, SourcesArtifact
@@ -600,6 +600,9 @@ class DbtFreshnessRunner:
             artifact = artifact_from_result(result, sources_path if ours else None)
         except ArtifactError as exc:
             raise DbtRunError(f"dbt returned freshness results this tool cannot read: {exc}") from None
+        if ours:
+            # sources.json leaves runtime errors out: keep them beside it for status and --no-run
+            write_runtime_errors(sources_path.parent, artifact)
         manifest = self._cache.record
         project = (
             (manifest.project_name if manifest else None) or dbtproject.project_info(self.dbt).name or ""
