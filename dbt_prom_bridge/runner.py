@@ -210,16 +210,12 @@ _HINTS: tuple[tuple[tuple[str, ...], str], ...] = (
 )
 
 
-#: dbt's exceptions for how it was invoked (profile, target, project dir, flags, selectors): a
-#: mistake to fix, not an outage (by class name: their modules moved between dbt versions).
-#: ``DbtConfigError`` is the base of ``DbtProfileError`` and ``DbtProjectError``.
+#: dbt's exceptions for how it was invoked (profile, target, flags, selectors): a mistake to
+#: fix, not an outage (by class name: their modules moved between dbt versions).
 CONFIG_ERRORS = frozenset(
     {
-        "DbtConfigError",
         "DbtProfileError",
-        "DbtProjectError",
         "ProfileConfigError",
-        "ProjectContractError",
         "DbtUsageException",
         "InvalidSelectorError",
         "InvalidSelectorException",
@@ -228,12 +224,21 @@ CONFIG_ERRORS = frozenset(
         "BadParameter",
     }
 )
+#: ``DbtProjectError`` covers both a directory that is not a project or a profile that is not
+#: there (mistakes) and a dbt_project.yml that does not validate (the project is broken: its
+#: group gets ``run_success 0``); these messages tell the mistakes.
+_CONFIG_MESSAGES = ("No dbt_project.yml found", "Could not find profile named", "does not exist")
 
 
 def is_config_error(exc: BaseException) -> bool:
-    """True when dbt refused its configuration or arguments (exit 2, nothing pushed), as opposed
-    to a database it cannot reach or a project it cannot compile (exit 3, ``run_success 0``)."""
-    return any(cls.__name__ in CONFIG_ERRORS for cls in type(exc).__mro__)
+    """True when dbt refused its configuration or arguments: an unknown target, a missing
+    profiles.yml or profile, a directory that is not a dbt project, a malformed selector (exit
+    2, nothing pushed), as opposed to a database it cannot reach or a project it cannot read or
+    compile (exit 3, ``run_success 0`` for the project's group)."""
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    if names & CONFIG_ERRORS:
+        return True
+    return "DbtProjectError" in names and any(m in str(exc) for m in _CONFIG_MESSAGES)
 
 
 def describe_exception(
@@ -241,7 +246,7 @@ def describe_exception(
 ) -> str:
     """One line for the user: what dbt said (secrets scrubbed) and what to check."""
     names = {cls.__name__ for cls in type(exc).__mro__}
-    text = one_line(scrub(str(exc), secrets)) or type(exc).__name__
+    text = one_line(scrub(str(exc), secrets)).rstrip(".") or type(exc).__name__
     hint = next((h for keys, h in _HINTS if names & set(keys) or any(k in text for k in keys)), None)
     message = f"{action} failed: {text}"
     return f"{message}; {hint}" if hint else message

@@ -189,13 +189,14 @@ def test_a_project_dbt_cannot_read_pushes_no_nameless_group(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # run_success 0 used to go to a new project="" target="default" group: no project's own.
+    # A directory that is not a dbt project is a mistake to fix (exit 2), not an outage.
     with Loopback([Reply(200)]) as gateway:
         code, out, err = run_cli(
             ["push", "--project-dir", str(tmp_path / "missing"), "--gateway", gateway.url], capsys
         )
-    assert code == 3 and gateway.seen == [] and out == ""
-    assert "warning: nothing is pushed: the project's dbt_project.yml could not be read" in err
-    assert error_lines(err)[-1].startswith("dbt-prom: error: dbt could not run:")
+    assert code == 2 and gateway.seen == [] and out == ""
+    (line,) = error_lines(err)
+    assert "does not exist" in line
 
 
 def test_replay_without_anything_to_do(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -138,7 +138,8 @@ def expected_series(run: FreshnessRun) -> dict[tuple[str, tuple[tuple[str, str],
         )
         for status in Status:
             out[(STATUS, tuple(sorted((*labels, ("status", status.value)))))] = float(status is check.status)
-        out[("dbt_source_has_data", tuple(sorted(labels)))] = 0.0 if check.has_data is False else 1.0
+        if check.status is not Status.RUNTIME_ERROR:  # dbt never learnt whether there is data
+            out[("dbt_source_has_data", tuple(sorted(labels)))] = 0.0 if check.has_data is False else 1.0
         if check.max_loaded_at is not None:
             out[("dbt_source_max_loaded_at_timestamp_seconds", tuple(sorted(labels)))] = check.max_loaded_at
     return out
