@@ -144,19 +144,32 @@ def env_flag(name: str) -> bool:
 
 
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+#: The longest duration Prometheus accepts (an int64 of nanoseconds, about 292 years).
+MAX_DURATION = (2**63 - 1) / 1e9
 
 
-def parse_duration(text: str, what: str = "duration") -> float:
-    """``90``, ``90s``, ``5m``, ``1h30m``, ``2d`` -> seconds (Prometheus duration units)."""
+def parse_duration(text: str, what: str = "duration", allow_zero: bool = False) -> float:
+    """``90s``, ``5m``, ``1h30m``, ``2d`` -> seconds, as Prometheus reads durations.
+
+    A unit is required (``2`` could mean seconds or minutes), zero is refused unless
+    ``allow_zero`` (a zero timeout or interval cannot work), and so is anything longer than
+    Prometheus's own limit (about 292 years). Every refusal is a :class:`UsageError` (exit 2).
+    """
     import re
 
     raw = text.strip()
+    example = "a duration with a unit, like 90s, 5m, 1h30m or 2d"
     if re.fullmatch(r"\d+(\.\d+)?", raw):
-        return float(raw)
+        raise UsageError(f"{what} {text!r} has no unit; give {example} (e.g. {raw}s)")
     parts = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w|y)", raw)
     if not parts or "".join(n + u for n, u in parts) != raw:
-        raise UsageError(f"{what} {text!r} is not a duration like 90s, 5m, 1h30m or 2d")
-    return sum(float(n) * _DURATION_UNITS[u] for n, u in parts)
+        raise UsageError(f"{what} {text!r} is not {example}")
+    seconds = sum(float(n) * _DURATION_UNITS[u] for n, u in parts)
+    if seconds > MAX_DURATION:
+        raise UsageError(f"{what} {text!r} is longer than any duration Prometheus accepts (about 292y)")
+    if seconds <= 0 and not allow_zero:
+        raise UsageError(f"{what} {text!r} must be longer than zero")
+    return seconds
 
 
 def format_duration(seconds: float) -> str:
