@@ -17,11 +17,30 @@ DEFAULT_JOB = "dbt_source_freshness"
 DEFAULT_MAX_ARTIFACT_AGE = 3600.0
 
 
+#: Every secret value this process has held (from flags, env vars, files, URLs): whatever prints
+#: an unexpected error or traceback masks them (see :func:`known_secrets`).
+_KNOWN_SECRETS: set[str] = set()
+
+
+def known_secrets(min_length: int = 3) -> list[str]:
+    """The values of every :class:`Secret` built in this process, longest first (shorter ones are
+    left out: masking every ``a`` of a message hides more than it protects)."""
+    return sorted((s for s in _KNOWN_SECRETS if len(s) >= min_length), key=len, reverse=True)
+
+
 @dataclass(frozen=True)
 class Secret:
-    """A password or token: ``str()``/``repr()`` never show it; ``reveal()`` does."""
+    """A password or token: ``str()``/``repr()`` never show it; ``reveal()`` does. Every value is
+    remembered (:func:`known_secrets`) so that even a bug's traceback cannot print it."""
 
     _value: str = field(repr=False)
+
+    def __post_init__(self) -> None:
+        if self._value:
+            _KNOWN_SECRETS.add(self._value)
+            stripped = self._value.strip()
+            if stripped and stripped != self._value:
+                _KNOWN_SECRETS.add(stripped)
 
     def reveal(self) -> str:
         return self._value
@@ -42,9 +61,14 @@ class Secret:
             raise UsageError(f"give the {what} either directly or as a file, not both")
         if file is not None:
             try:
-                text = file.read_text(encoding="utf-8").strip()
+                raw = file.read_bytes()
             except OSError as exc:
                 raise UsageError(f"cannot read the {what} file {file}: {exc.strerror or exc}") from None
+            try:
+                text = raw.decode("utf-8").strip()
+            except UnicodeDecodeError:
+                _KNOWN_SECRETS.add(raw.decode("utf-8", "replace").strip())
+                raise UsageError(f"the {what} file {file} is not UTF-8 text") from None
             if not text:
                 raise UsageError(f"the {what} file {file} is empty")
             return cls(text)

@@ -23,7 +23,7 @@ from typing import Any
 
 from dbt_prom_bridge.config import HttpAuth, Secret
 from dbt_prom_bridge.errors import PushError, UsageError
-from dbt_prom_bridge.redact import Scrubber, printable, redact_url, split_userinfo
+from dbt_prom_bridge.redact import Scrubber, printable, redact_url, split_userinfo, url_secrets
 
 __all__ = ["DeliveryError", "HttpClient", "HttpFailure", "Response", "redact_url", "split_credentials"]
 
@@ -267,8 +267,8 @@ class HttpClient:
         for secret in (self.auth.password, self.auth.token):
             if secret is not None:
                 _check_header_safe(secret.reveal(), "gateway password or token")
-        if self._query:
-            secrets.append(self._query)
+        if self._query:  # the whole query, and each parameter (a server may echo just one)
+            secrets += url_secrets(f"{self.base_url}?{self._query}")
         self.scrub = Scrubber(secrets, self.auth.username)
         handlers: list[urllib.request.BaseHandler] = [_NoRedirect(), _HTTPHandler()]
         if self.base_url.startswith("https:"):
