@@ -37,6 +37,20 @@ SOURCES_VERSIONS: Mapping[str, tuple[int, ...]] = {"sources": (1, 2, 3), "freshn
 MANIFEST_VERSIONS: tuple[int, ...] = tuple(range(1, 13))
 _SCHEMA = re.compile(r"/dbt/([a-z_-]+)/v(\d+)(?:\.json)?/?$")
 _FRACTION = re.compile(r"(\.\d{6})\d+")
+#: A UTF-16 surrogate on its own: JSON can escape one (``"\\ud800"``), but it is not text and no
+#: UTF-8 output (a label, a file, a terminal) can carry it.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _text(value: str) -> str:
+    """``value`` with lone surrogates replaced by U+FFFD (valid text everywhere it goes)."""
+    return value if value.isascii() else _SURROGATE.sub("\ufffd", value)
+
+
+def _opt_text(value: object) -> str | None:
+    return _text(value) if isinstance(value, str) else None
+
+
 #: Every timestamp before this is dbt's "no data" sentinel (0001-01-01), never a real load time.
 _SENTINEL_BEFORE = dt.datetime(1900, 1, 1, tzinfo=dt.timezone.utc)
 
@@ -104,9 +118,15 @@ def epoch(value: dt.datetime | None) -> float | None:
 
 
 def _float(raw: object) -> float | None:
+    """An optional number (a duration, an age): None when absent or not a finite float (NaN,
+    Infinity, or an integer too large for one, all of which JSON can hold)."""
     if isinstance(raw, bool) or not isinstance(raw, (int, float)):
         return None
-    return float(raw)
+    try:
+        value = float(raw)
+    except OverflowError:
+        return None
+    return value if math.isfinite(value) else None
 
 
 def _thresholds(
@@ -130,19 +150,35 @@ _SHARED: dict[object, object] = {}
 _T = TypeVar("_T", str, tuple[tuple[str, str], ...])
 
 
+#: The largest threshold count read (a billion days is far beyond any data's life; larger
+#: counts do not fit the numbers metrics and rules carry).
+MAX_THRESHOLD_COUNT = 10**9
+
+
 def _threshold(raw: object) -> Threshold | None:
-    """:meth:`Threshold.parse`, shared: equal thresholds become one object."""
+    """:func:`_parse_threshold`, shared: equal thresholds become one object."""
     if isinstance(raw, dict) and len(raw) == 2:
         count, period = raw.get("count"), raw.get("period")
         if type(count) in (int, type(None)) and type(period) in (str, type(None)):
             key = (count, period)
             if key in _PARSED_THRESHOLDS:
                 return _PARSED_THRESHOLDS[key]
-            value = Threshold.parse(raw)
+            value = _parse_threshold(raw)
             if len(_PARSED_THRESHOLDS) < 1024:
                 _PARSED_THRESHOLDS[key] = value
             return value
-    return Threshold.parse(raw)
+    return _parse_threshold(raw)
+
+
+def _parse_threshold(raw: object) -> Threshold | None:
+    try:
+        value = Threshold.parse(raw)
+    except OverflowError:  # a count like 1e400 (JSON holds it, a float does not)
+        raise ThresholdError("threshold count is too large to be a number") from None
+    if value is not None and value.count > MAX_THRESHOLD_COUNT:
+        shown = value.count if value.count < 10**30 else f"of {len(str(value.count))} digits"
+        raise ThresholdError(f"threshold count {shown} is larger than {MAX_THRESHOLD_COUNT}")
+    return value
 
 
 def _shared(value: _T) -> _T:
@@ -216,8 +252,8 @@ def _result_entry(index: int, entry: object, name: str) -> FreshnessResult | Non
     """One ``results[index]``; None for a non-source entry (Fusion also reports models)."""
     if not isinstance(entry, Mapping):
         raise ArtifactError(f"{name}: results[{index}] is not an object")
-    uid = entry.get("unique_id")
-    if not isinstance(uid, str) or not uid:
+    uid = _opt_text(entry.get("unique_id"))
+    if not uid:
         raise ArtifactError(f"{name}: results[{index}] has no unique_id")
     resource_type = entry.get("resource_type")
     if resource_type not in (None, "source") or (resource_type is None and uid.startswith("model.")):
@@ -242,9 +278,9 @@ def _sources_artifact(
     results, warnings = _one_per_unique_id(results, name)
     return SourcesArtifact(
         schema_version=f"{kind}/v{version}",
-        dbt_version=meta.get("dbt_version") if isinstance(meta.get("dbt_version"), str) else None,
+        dbt_version=_opt_text(meta.get("dbt_version")),
         generated_at=epoch(parse_timestamp(meta.get("generated_at"), f"{name}: metadata.generated_at")),
-        invocation_id=meta.get("invocation_id") if isinstance(meta.get("invocation_id"), str) else None,
+        invocation_id=_opt_text(meta.get("invocation_id")),
         elapsed_time=_float(doc.get("elapsed_time")),
         results=tuple(results),
         path=path,
@@ -308,7 +344,7 @@ def _result(entry: Mapping[str, Any], uid: str, name: str) -> FreshnessResult:
             unique_id=uid,
             status=status,
             execution_time=_float(entry.get("execution_time")),
-            error=str(error) if error is not None else None,
+            error=_text(str(error)) if error is not None else None,
         )
     where = f"{name}: {uid}"
     loaded = parse_timestamp(entry.get("max_loaded_at"), f"{where} max_loaded_at")
@@ -339,9 +375,9 @@ def _result(entry: Mapping[str, Any], uid: str, name: str) -> FreshnessResult:
         age_seconds=_float(entry.get("max_loaded_at_time_ago_in_s", entry.get("age"))),
         warn_after=warn_after,
         error_after=error_after,
-        filter=flt if isinstance(flt, str) else None,
+        filter=_opt_text(flt),
         execution_time=_float(entry.get("execution_time")),
-        error=str(error) if error else None,
+        error=_text(str(error)) if error else None,
         has_criteria=has_criteria,
         threshold_problems=problems,
     )
@@ -441,8 +477,8 @@ def with_runtime_errors(artifact: SourcesArtifact, side_file: Path) -> SourcesAr
     have = {r.unique_id for r in artifact.results}
     added: list[FreshnessResult] = []
     for entry in doc["results"]:
-        uid = entry.get("unique_id") if isinstance(entry, dict) else None
-        if not isinstance(uid, str) or uid in have:
+        uid = _opt_text(entry.get("unique_id")) if isinstance(entry, dict) else None
+        if uid is None or uid in have:
             continue
         try:
             split_unique_id(uid)
@@ -455,7 +491,7 @@ def with_runtime_errors(artifact: SourcesArtifact, side_file: Path) -> SourcesAr
                 unique_id=uid,
                 status=Status.RUNTIME_ERROR,
                 execution_time=_float(entry.get("execution_time")),
-                error=error if isinstance(error, str) else None,
+                error=_opt_text(error),
             )
         )
     if not added:
@@ -499,7 +535,7 @@ def parse_manifest(doc: Any, path: str | None = None) -> Manifest:
         raise ArtifactError(f"{name} has no 'sources' map; the file is incomplete")
     sources: dict[str, SourceDef] = {}
     for uid, node in sources_raw.items():
-        sources[uid] = _source_entry(uid, node, name)
+        sources[_text(uid)] = _source_entry(_text(uid), node, name)
     return _manifest(doc["metadata"], version, sources, path)
 
 
@@ -531,13 +567,13 @@ def _manifest(
     meta: Mapping[str, Any], version: int, sources: dict[str, SourceDef], path: str | None
 ) -> Manifest:
     name = path or "manifest.json"
-    project = meta.get("project_name")
+    project = _opt_text(meta.get("project_name"))
     return Manifest(
-        project_name=project if isinstance(project, str) and project else None,
+        project_name=project or None,
         schema_version=f"manifest/v{version}",
-        dbt_version=meta.get("dbt_version") if isinstance(meta.get("dbt_version"), str) else None,
+        dbt_version=_opt_text(meta.get("dbt_version")),
         generated_at=epoch(parse_timestamp(meta.get("generated_at"), f"{name}: metadata.generated_at")),
-        invocation_id=meta.get("invocation_id") if isinstance(meta.get("invocation_id"), str) else None,
+        invocation_id=_opt_text(meta.get("invocation_id")),
         sources=sources,
         path=path,
     )
@@ -545,7 +581,7 @@ def _manifest(
 
 def _str(node: Mapping[str, Any], key: str, default: str = "") -> str:
     value = node.get(key)
-    return value if isinstance(value, str) else default
+    return _text(value) if isinstance(value, str) else default
 
 
 def _source_def(uid: str, node: Mapping[str, Any], name: str) -> SourceDef:
@@ -568,7 +604,7 @@ def _source_def(uid: str, node: Mapping[str, Any], name: str) -> SourceDef:
         node.get("meta"),
     ):
         if isinstance(layer, Mapping):
-            meta.update({str(k): meta_value(v) for k, v in layer.items()})
+            meta.update({_text(str(k)): _text(meta_value(v)) for k, v in layer.items()})
     table_name = _str(node, "name", table)
     return SourceDef(
         unique_id=uid,
@@ -580,9 +616,9 @@ def _source_def(uid: str, node: Mapping[str, Any], name: str) -> SourceDef:
         identifier=_str(node, "identifier", table_name),
         warn_after=warn_after,
         error_after=error_after,
-        filter=flt if isinstance(flt, str) else None,
-        loaded_at_field=node.get("loaded_at_field") if isinstance(node.get("loaded_at_field"), str) else None,
-        loaded_at_query=node.get("loaded_at_query") if isinstance(node.get("loaded_at_query"), str) else None,
+        filter=_opt_text(flt),
+        loaded_at_field=_opt_text(node.get("loaded_at_field")),
+        loaded_at_query=_opt_text(node.get("loaded_at_query")),
         meta=_shared(tuple(sorted(meta.items()))),
         threshold_problems=problems,
     )
@@ -623,7 +659,7 @@ def _stream_manifest(path: Path) -> Manifest:
             raise jsonstream.Fallback("sources is not a map")
         else:
             assert isinstance(key, str)
-            sources[key] = _source_entry(key, value, name)
+            sources[_text(key)] = _source_entry(_text(key), value, name)
     if meta is None or sources is None:
         raise jsonstream.Fallback("no sources map")
     return _manifest(meta, version, sources, name)

@@ -24,12 +24,16 @@ _CONTROL = re.compile(
     r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-_]?|[\x00-\x1f\x7f-\x9f]"
 )
 
+#: A lone UTF-16 surrogate (from a JSON escape or an undecodable file name): no UTF-8 output takes it.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
 
 def printable(text: str) -> str:
     """``text`` (from a server, a database, a file) as one line a terminal shows as is: escape
     sequences and control characters removed (they could move the cursor, rewrite earlier
-    lines or retitle the window), runs of white space made one space."""
-    return " ".join(_CONTROL.sub(" ", text).split())
+    lines or retitle the window), lone surrogates replaced by U+FFFD, runs of white space made
+    one space."""
+    return " ".join(_SURROGATE.sub("\ufffd", _CONTROL.sub(" ", text)).split())
 
 
 _AUTHORITY = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~%-]+)(:\d*)?(?=[/?#]|$)")

@@ -73,7 +73,7 @@ def table(
         checks = shown
     rows = [("SOURCE", "STATUS", "AGE", "THRESHOLD")]
     for check in checks:
-        name = f"{check.source_name}.{check.table_name}"
+        name = printable(f"{check.source_name}.{check.table_name}")
         rows.append((name, check.status.value, _age_text(check, t), _threshold_text(check)))
     widths = [min(60, max(len(r[i]) for r in rows)) for i in range(4)]
     lines = []
@@ -91,7 +91,7 @@ def table(
     for check in checks:
         if check.status is Status.RUNTIME_ERROR:
             reason = printable(check.error or "") or "no message from dbt"
-            lines.append(f"{check.source_name}.{check.table_name}: runtime error: {reason}")
+            lines.append(printable(f"{check.source_name}.{check.table_name}: runtime error: {reason}"))
     counts = run.counts()
     total = ", ".join(f"{counts[s]} {s.value}" for s in STATUSES if counts[s])
     where = f"{run.project}/{run.target}" if run.project else run.target

@@ -37,7 +37,9 @@ def _stack(*decorators: Callable[[F], F]) -> Callable[[F], F]:
 
 def warn(message: str) -> None:
     """One ``dbt-prom: warning:`` line on stderr (every command's warnings look alike)."""
-    click.echo(f"dbt-prom: warning: {message}", err=True)
+    from dbt_prom_bridge.redact import printable
+
+    click.echo(f"dbt-prom: warning: {printable(message)}", err=True)
 
 
 def env_help(text: str, env: str) -> str:

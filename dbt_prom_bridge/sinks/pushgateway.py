@@ -203,7 +203,7 @@ def group_series(
             try:
                 value = float(metric["value"])
                 labels = {str(k): str(v) for k, v in metric.get("labels", {}).items()}
-            except (KeyError, TypeError, ValueError):
+            except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
                 continue
             yield name, labels, value
 
@@ -216,11 +216,14 @@ def held_run_timestamp(text: bytes, group: Mapping[str, str]) -> float | None:
     pattern = re.compile(rb"^" + re.escape(RUN_TIMESTAMP.encode()) + rb"\{[^\n]*$", re.MULTILINE)
     for match in pattern.finditer(text):
         line = match.group(0).decode("utf-8", "replace")
-        for fam in text_string_to_metric_families(line + "\n"):
-            for sample in fam.samples:
-                labels = {k: v for k, v in sample.labels.items() if not (k == "instance" and v == "")}
-                if labels == group:
-                    return float(sample.value)
+        try:
+            samples = [s for fam in text_string_to_metric_families(line + "\n") for s in fam.samples]
+        except (ValueError, TypeError, IndexError):  # a line this parser cannot read: not ours
+            continue
+        for sample in samples:
+            labels = {k: v for k, v in sample.labels.items() if not (k == "instance" and v == "")}
+            if labels == group:
+                return float(sample.value)
     return None
 
 
