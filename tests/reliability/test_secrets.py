@@ -97,6 +97,10 @@ def write(path: Path, text: str) -> None:
     path.write_text(text)
 
 
+def write_bytes(path: Path, data: bytes) -> None:
+    path.write_bytes(data)
+
+
 def dead_url() -> str:
     return f"http://127.0.0.1:{servers.free_port()}"
 
@@ -251,7 +255,7 @@ CASES: tuple[Case, ...] = (
         lambda e: {},
         2,
         "not UTF-8",
-        before=lambda e: (e.tmp / "token").write_bytes(TOKEN.encode() + b"\xff\n"),
+        before=lambda e: write_bytes(e.tmp / "token", TOKEN.encode() + b"\xff\n"),
     ),
     Case(
         "dead gateway, encoded URL credentials",
