@@ -130,11 +130,17 @@ class Threshold:
 
 
 def meta_value(value: object) -> str:
-    """A dbt ``meta`` value as a label value: strings as is, the rest as compact JSON."""
+    """A dbt ``meta`` value as a label value: strings as is; a list of plain values joined with
+    commas (``owner: ['@alice', '@bob']`` -> ``@alice,@bob``, which an Alertmanager regex
+    matcher routes on) unless an item holds a comma itself; anything else as compact JSON."""
     if value is None:
         return ""
     if isinstance(value, str):
         return value
+    if isinstance(value, list) and all(isinstance(v, (str, int, float, bool)) for v in value):
+        items = [v if isinstance(v, str) else json.dumps(v) for v in value]
+        if not any("," in item for item in items):
+            return ",".join(items)
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
 
 

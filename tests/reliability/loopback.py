@@ -61,7 +61,7 @@ class Forward:
     url: str
 
 
-Action = Reply | Hang | Drop | Drip | Forward | Callable[[Seen], Reply]
+Action = Reply | Hang | Drop | Drip | Forward | Callable[[Seen], Reply | Forward]
 
 
 @dataclass
