@@ -19,13 +19,15 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, BinaryIO, TypeVar
 
 from dbt_prom_bridge.config import HttpAuth, Secret
 from dbt_prom_bridge.errors import PushError, UsageError
 from dbt_prom_bridge.redact import Scrubber, printable, redact_url, split_userinfo, url_secrets
 
 __all__ = ["DeliveryError", "HttpClient", "HttpFailure", "Response", "redact_url", "split_credentials"]
+
+_T = TypeVar("_T")
 
 USER_AGENT = "dbt-prom-bridge"
 #: Longest wait between two attempts, whatever ``backoff`` and the attempt number say.
@@ -294,16 +296,18 @@ class HttpClient:
         path: str,
         body: bytes | bytearray | None = None,
         headers: Mapping[str, str] | None = None,
+        read: Callable[[BinaryIO], bytes] | None = None,
     ) -> Response:
         """One attempt, within :attr:`timeout` from connect to the last byte of the answer;
-        raises :class:`HttpFailure` (retryable or not)."""
+        raises :class:`HttpFailure` (retryable or not). ``read`` consumes the answer's stream
+        (default: read it whole)."""
         request = urllib.request.Request(
             self.url_for(path), data=body, method=method, headers=self._headers(headers or {})
         )
         with _Deadline(self.timeout) as deadline:
             request.deadline = deadline  # type: ignore[attr-defined]
             try:
-                response = self._attempt(request, path, body, headers)
+                response = self._attempt(request, path, body, headers, read)
             except HttpFailure:
                 if deadline.expired:
                     raise self._timed_out() from None
@@ -321,11 +325,12 @@ class HttpClient:
         path: str,
         body: bytes | bytearray | None,
         headers: Mapping[str, str] | None,
+        read: Callable[[BinaryIO], bytes] | None,
     ) -> Response:
         where = self.display_url
         try:
             with self._opener.open(request, timeout=self.timeout) as resp:
-                return Response(resp.status, resp.read())
+                return Response(resp.status, read(resp) if read is not None else resp.read())
         except urllib.error.HTTPError as exc:
             status = exc.code
             try:
@@ -421,6 +426,7 @@ class HttpClient:
         path: str,
         body: bytes | bytearray | None = None,
         headers: Mapping[str, str] | None = None,
+        read: Callable[[BinaryIO], bytes] | None = None,
     ) -> Response:
         """:meth:`once` with up to ``retries`` retries and exponential backoff on retryable failures.
 
@@ -430,7 +436,7 @@ class HttpClient:
         attempt = 0
         while True:
             try:
-                return self.once(method, path, body, headers)
+                return self.once(method, path, body, headers, read)
             except HttpFailure as failure:
                 if not failure.retryable or attempt >= self.retries:
                     tries = f" after {attempt + 1} attempts" if attempt else ""
@@ -439,3 +445,15 @@ class HttpClient:
                     ) from None
                 self._sleep(self.wait_before(attempt, failure.retry_after))
                 attempt += 1
+
+    def fetch(self, path: str, read: Callable[[BinaryIO], _T]) -> _T:
+        """``GET path`` (with :meth:`request`'s retries), its answer consumed as a stream by ``read``
+        (a big answer is never held whole)."""
+        found: list[_T] = []
+
+        def keep(stream: BinaryIO) -> bytes:
+            found.append(read(stream))
+            return b""
+
+        self.request("GET", path, read=keep)
+        return found[-1]

@@ -15,6 +15,7 @@ from dbt_prom_bridge import api
 from dbt_prom_bridge.config import ArtifactOptions, DbtOptions, GatewayConfig, RunOptions
 from dbt_prom_bridge.model import FreshnessRun
 from dbt_prom_bridge.sinks import spill
+from dbt_prom_bridge.sinks.pushgateway import Pushgateway
 from devtools import servers
 from tests.fixtures_dbt import EXPECTED_STATUS, DbtProjectEnv, read_gateway, run_cli
 from tests.reliability.loopback import Forward, Hang, Loopback, Reply
@@ -262,7 +263,7 @@ def test_several_failures_then_the_next_push_recovers_by_itself(
         spill.spill_run(
             spill_dir,
             dbt_down,
-            api.gateway_destination(dbt_down, GatewayConfig(url=srv.url)),
+            Pushgateway(GatewayConfig(url=srv.url)).destination(dbt_down),
             "x",
             now=lambda: now - 350,
         )
