@@ -164,10 +164,8 @@ def _rows(name: str, checks: Sequence[SourceCheck], values: Sequence[tuple[str, 
     if name == MAX_LOADED_AT:
         return [(v, c.max_loaded_at) for c, v in pairs if c.max_loaded_at is not None]
     if name == HAS_DATA:
-        # a runtime error says nothing about the data: dbt never found out whether there is any
-        return [
-            (v, 0.0 if c.has_data is False else 1.0) for c, v in pairs if c.status is not Status.RUNTIME_ERROR
-        ]
+        # Unknown (not_run, runtime error: dbt never found out) is no sample, not 1.
+        return [(v, 1.0 if c.has_data else 0.0) for c, v in pairs if c.has_data is not None]
     if name == CHECKED_AT:
         return [(v, c.checked_at) for c, v in pairs if c.checked_at is not None]
     if name == WARN_AFTER:
