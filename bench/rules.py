@@ -3,7 +3,7 @@
 Figures (printed, never asserted):
 
 - ``dbt-prom rules`` generation for synthetic manifests of 10,000 and 100,000 sources
-  (``dbt_prom_bridge.synthetic``, the shapes real projects have), both modes: reading the
+  (``devtools.synthetic``, the shapes real projects have), both modes: reading the
   manifest, generating, peak RSS, rules and bytes written (target: <= 2 s at 10,000 sources);
 - ``promtool check rules`` wall time on each file;
 - evaluation cost in one real Prometheus with 10,000 sources pushed through a real Pushgateway
@@ -346,7 +346,7 @@ def _evaluation_cost(workdir: Path, manifest_dir: Path, results: int) -> dict[st
 
 
 def run() -> list[tuple[str, str]]:
-    from dbt_prom_bridge import synthetic
+    from devtools import synthetic
 
     figures: list[tuple[str, str]] = []
     with tempfile.TemporaryDirectory(prefix="dbt-prom-bench-rules-") as tmp:

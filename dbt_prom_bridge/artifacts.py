@@ -427,8 +427,7 @@ _MAX_RUNTIME_ERRORS_BYTES = 64 << 20
 def write_runtime_errors(directory: Path, artifact: SourcesArtifact) -> Path | None:
     """Record ``artifact``'s runtime errors next to its sources.json, atomically (temporary file,
     rename), tagged with its invocation id. Best effort: None when it cannot be written."""
-    import os
-    import tempfile
+    from dbt_prom_bridge import fsutil
 
     if not artifact.invocation_id:
         return None
@@ -443,14 +442,7 @@ def write_runtime_errors(directory: Path, artifact: SourcesArtifact) -> Path | N
     }
     final = directory / RUNTIME_ERRORS_FILE
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                json.dump(doc, out, indent=1)
-            Path(tmp).replace(final)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        fsutil.write_atomic(final, json.dumps(doc, indent=1))
     except OSError:
         return None
     return final

@@ -55,7 +55,6 @@ import json
 import math
 import os
 import stat
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -63,7 +62,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from dbt_prom_bridge import __version__
+from dbt_prom_bridge import __version__, fsutil
 from dbt_prom_bridge.codec import run_from_json, run_to_json
 from dbt_prom_bridge.errors import DbtPromError, PushError
 from dbt_prom_bridge.model import PERIOD_SECONDS, FreshnessRun
@@ -172,15 +171,6 @@ def _key_hash(destination: Destination) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
-def _fsync_dir(directory: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def spill_run(
     directory: Path,
     run: FreshnessRun,
@@ -208,19 +198,8 @@ def spill_run(
     directory.mkdir(parents=True, exist_ok=True)
     when = run.generated_at if run.generated_at is not None else created
     name = f"{_stamp(when)}-{safe.kind}-{_key_hash(safe)}-{uuid.uuid4().hex[:8]}.json"
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        final = directory / name
-        Path(tmp).replace(final)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            Path(tmp).unlink()
-        raise
-    _fsync_dir(directory)
+    final = directory / name
+    fsutil.write_atomic(final, data, mode=0o600)
     return final
 
 
@@ -348,12 +327,17 @@ def _is_spill_name(name: str) -> bool:
     return name.endswith(".json") and not name.startswith(".")
 
 
+def _is_temporary(name: str) -> bool:
+    """A temporary file of an atomic write (``.NAME.XXXX.tmp``, or the older ``.tmp-XXXX.json``)."""
+    return name.startswith(".tmp-") or (name.startswith(".") and name.endswith(".tmp"))
+
+
 def remove_stale_temporaries(directory: Path, now: Callable[[], float] = time.time) -> list[Path]:
-    """Delete the temporary files of writes that were killed (``.tmp-*``, this user's regular
-    files, older than :data:`STALE_TEMPORARY`); returns them. A write in progress is younger."""
+    """Delete the temporary files of writes that were killed (:func:`_is_temporary`, this user's
+    regular files, older than :data:`STALE_TEMPORARY`); returns them. A write in progress is younger."""
     removed: list[Path] = []
     try:
-        names = [e.name for e in os.scandir(directory) if e.name.startswith(".tmp-")]
+        names = [e.name for e in os.scandir(directory) if _is_temporary(e.name)]
     except OSError:
         return removed
     for name in names:
@@ -443,17 +427,7 @@ def retarget(entry: SpilledRun, url: str) -> SpilledRun:
     safe = redact_url(url.strip())
     raw["destination"]["url"] = safe
     data = json.dumps(raw, indent=1, ensure_ascii=False).encode("utf-8") + b"\n"
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=entry.path.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        Path(tmp).replace(entry.path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            Path(tmp).unlink()
-        raise
+    fsutil.write_atomic(entry.path, data, mode=0o600)
     return replace(entry, destination=replace(entry.destination, url=safe))
 
 

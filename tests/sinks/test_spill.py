@@ -348,15 +348,18 @@ def test_a_fifo_never_blocks_push_or_replay_list(tmp_path: Path) -> None:
 def test_temporary_files_of_killed_writes_are_cleaned_up(tmp_path: Path) -> None:
     spill.spill_run(tmp_path, run(), DEST, "x")
     old, fresh = tmp_path / ".tmp-killed.json", tmp_path / ".tmp-in-progress.json"
+    old_atomic = tmp_path / ".20251229T092000000000Z-pushgateway-x.json.k1ll3d.tmp"
     old.write_bytes(b'{"format": "dbt-prom-spill/v1", "ru')
+    old_atomic.write_bytes(b"{")
     fresh.write_bytes(b"{")
     an_hour_ago = time.time() - 3600
     os.utime(old, (an_hour_ago, an_hour_ago))
+    os.utime(old_atomic, (an_hour_ago, an_hour_ago))
     os.mkfifo(tmp_path / ".tmp-fifo")
     os.utime(tmp_path / ".tmp-fifo", (an_hour_ago, an_hour_ago), follow_symlinks=False)
     found = spill.scan(tmp_path)
     assert len(found.entries) == 1 and found.unreadable == ()
-    assert not old.exists() and fresh.exists()  # a write in progress is left alone
+    assert not old.exists() and not old_atomic.exists() and fresh.exists()  # a write in progress stays
     assert (tmp_path / ".tmp-fifo").exists()  # only regular files are deleted
 
 
