@@ -127,6 +127,7 @@ def test_no_run_selection_of_an_empty_artifact_pushes_nothing(
     """`dbt source freshness --select source:typo` wrote an artifact without results."""
     art = write_artifacts(tmp_path / "art", time.time() - 30, only=())
     args = ["push", "--no-run", "--artifacts-dir", str(art), "--target", "dev", "--gateway", pushgateway.url]
+    args += ["--spill-dir", str(tmp_path / "spill")]
     code, _, err = run_cli([*args, "--select", "source:typo"], capsys)
     assert code == 2, err
     assert "matched no source" in error_line(err)
@@ -157,6 +158,7 @@ def test_an_artifact_from_the_future_is_refused(
     art = write_artifacts(tmp_path / "art", now - 30)
     _redate(art, now + generated, None if snapshot is None else now + snapshot)
     args = ["push", "--no-run", "--artifacts-dir", str(art), "--target", "dev", "--gateway", pushgateway.url]
+    args += ["--spill-dir", str(tmp_path / "spill")]
     for extra in ([], ["--allow-stale-artifact"], ["--force"]):
         code, _, err = run_cli([*args, *extra], capsys)
         assert code == 2, err
