@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from dbt_prom_bridge.artifacts import human_duration
 from dbt_prom_bridge.codec import check_to_json
 from dbt_prom_bridge.model import STATUSES, FreshnessRun, SourceCheck, Status
+from dbt_prom_bridge.redact import printable
 
 if TYPE_CHECKING:
     from dbt_prom_bridge.sinks.base import Delivered
@@ -78,15 +79,8 @@ def _threshold_text(check: SourceCheck) -> str:
     return ", ".join(parts) or "-"
 
 
-#: Rows the table shows by default; beyond that the most severe sources are kept.
+#: Rows the table shows by default; beyond that only sources that do not pass are listed.
 DEFAULT_ROWS = 100
-_SEVERITY = {
-    Status.ERROR: 0,
-    Status.RUNTIME_ERROR: 1,
-    Status.WARN: 2,
-    Status.NOT_RUN: 3,
-    Status.PASS: 4,
-}
 
 
 def table(
@@ -97,23 +91,24 @@ def table(
 ) -> str:
     """A plain-text table: source, status, age, threshold; then a one-line total.
 
-    With more than ``limit`` sources only the ``limit`` most severe are listed (in name order)
-    and a line says how many were left out: 100,000 rows on stderr help nobody.
+    Every source that is not ``pass`` is listed; with more than ``limit`` sources, passing ones
+    beyond the limit are left out and a line says how many and how to see all (100,000 rows on
+    stderr help nobody). Runtime errors are followed by dbt's reason, one line per source.
     """
     t = now()
     checks: tuple[SourceCheck, ...] | list[SourceCheck] = run.checks
     hidden = 0
     if limit is not None and len(checks) > limit:
-        order = {id(c): i for i, c in enumerate(checks)}
-        worst = sorted(checks, key=lambda c: _SEVERITY[c.verdict])[:limit]
-        hidden = len(checks) - len(worst)
-        checks = sorted(worst, key=lambda c: order[id(c)])
+        room = max(0, limit - sum(1 for c in checks if c.verdict is not Status.PASS))
+        shown = [c for c in checks if c.verdict is not Status.PASS or (room := room - 1) >= 0]
+        hidden = len(checks) - len(shown)
+        checks = shown
     calendars = any(c.calendar is not None for c in checks)
     rows: list[tuple[str, ...]] = [
         ("SOURCE", "STATUS", "AGE", "THRESHOLD", *(("CALENDAR",) if calendars else ()))
     ]
     for check in checks:
-        name = f"{check.source_name}.{check.table_name}"
+        name = printable(f"{check.source_name}.{check.table_name}")
         row: tuple[str, ...] = (name, status_text(check), _age_text(check, t), _threshold_text(check))
         if calendars:
             row = (*row, check.calendar.describe() if check.calendar else "-")
@@ -129,8 +124,13 @@ def table(
         lines.append("  ".join(cells).rstrip())
     if hidden:
         lines.append(
-            f"... {hidden} more not shown (the {len(checks)} most severe are); --format json lists all"
+            f"... and {hidden} more passing sources not shown; `--format json` (or `dbt-prom status "
+            "--format json`) lists all"
         )
+    for check in checks:
+        if check.status is Status.RUNTIME_ERROR:
+            reason = printable(check.error or "") or "no message from dbt"
+            lines.append(printable(f"{check.source_name}.{check.table_name}: runtime error: {reason}"))
     counts = verdict_counts(run)
     total = ", ".join(f"{counts[s]} {s.value}" for s in STATUSES if counts[s])
     where = f"{run.project}/{run.target}" if run.project else run.target
@@ -178,14 +178,18 @@ def as_json(run: FreshnessRun, now: Callable[[], float] = time.time) -> str:
     return json.dumps(as_dict(run, now), indent=2, sort_keys=True)
 
 
-def delivered_line(run: FreshnessRun, done: Delivered) -> str:
-    """One line on what a destination did with the run."""
+def delivered_line(run: FreshnessRun, done: Delivered, of: str = "") -> str:
+    """One line on what a destination did with the run (``of``: whose run, when there are several)."""
+    whose = f" of {of}" if of else ""
     if not run.success:
-        return f"pushed run_success 0 (dbt could not run) to {done.url}; every source keeps its last values"
+        return (
+            f"pushed run_success 0 (dbt could not run){whose} to {done.url}; "
+            "every source keeps its last values"
+        )
     merged = done.merged
     if not done.pushed:
         return (
-            f"nothing to push to {done.url}: it already holds the same or newer checks of all "
+            f"nothing{whose} to push to {done.url}: it already holds the same or newer checks of all "
             f"{len(merged.not_newer)} sources of this run"
         )
     parts = []
@@ -196,4 +200,4 @@ def delivered_line(run: FreshnessRun, done: Delivered) -> str:
     if merged.removed:
         parts.append(f"{len(merged.removed)} no longer in the project dropped")
     more = f" ({', '.join(parts)})" if parts else ""
-    return f"pushed {len(merged.updated)} sources to {done.url}{more}"
+    return f"pushed {len(merged.updated)} sources{whose} to {done.url}{more}"

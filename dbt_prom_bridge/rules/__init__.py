@@ -6,14 +6,18 @@ through the jinja2 templates in ``templates/`` with every value quoted by
 :mod:`dbt_prom_bridge.rules_syntax`. Output is byte-for-byte deterministic, so it can be
 committed and drift-checked (``dbt-prom rules --check``).
 
-Alerts (names fixed; runbooks in docs/alerts.md, anchored by the lower-cased name):
+Alerts (names fixed; runbooks in docs/alerts.md, anchored by the lower-cased name; the history
+alerts of :mod:`~.history` come after the per-source ones):
 
 ============================== ========== =======================================================
 DbtSourceFreshnessWarn         warning    age of the newest row > effective ``warn_after``
 DbtSourceFreshnessError        critical   age of the newest row > effective ``error_after``
 DbtSourceNoData                by config  dbt found no rows (critical when ``error_after`` is set)
 DbtSourceFreshnessRuntimeError critical   dbt could not check the source
-DbtSourceFreshnessNotRun       warning    configured, but absent from the last run
+DbtSourceFreshnessNotRun       warning    configured, never checked by any run pushed so far
+DbtSourceFreshnessNotChecked   warning    last check --stale-after older than the newest run
+DbtSourceLaterThanUsual        warning    age > factor x the largest age of the last window
+DbtSourceFreshnessBudgetBurn   by speed   freshness SLO error budget burning (fast/slow)
 DbtFreshnessRunFailed          critical   ``run_success`` is 0
 DbtFreshnessBridgeStale        critical   no run for ``--stale-after`` (or no run at all)
 DbtFreshnessPushFailing        warning    the Pushgateway rejected the last push of ``--job``
@@ -44,12 +48,16 @@ Modules: :mod:`~.options` (flags, checked once), :mod:`~.selection` (which sourc
 :mod:`~.tests` (promtool tests), :mod:`~.generate` (the files). This module is the public API.
 """
 
-from dbt_prom_bridge.rules.build import Group, Rule, groups
+from dbt_prom_bridge.rules.build import groups
 from dbt_prom_bridge.rules.catalogue import (
     ALERTS,
     BRIDGE_STALE,
+    BUDGET_BURN,
     ERROR,
+    HISTORY_ALERTS,
+    LATER_THAN_USUAL,
     NO_DATA,
+    NOT_CHECKED,
     NOT_RUN,
     PUSH_FAILING,
     RUN_ALERTS,
@@ -72,16 +80,21 @@ from dbt_prom_bridge.rules.options import (
     SplitBy,
 )
 from dbt_prom_bridge.rules.render import GoText, PlainText, humanize_duration
+from dbt_prom_bridge.rules.rule import Group, Record, Rule
 from dbt_prom_bridge.rules.selection import Plan, ProjectSources, plan
 from dbt_prom_bridge.rules.templates import HEADER
 
 __all__ = [
     "ALERTS",
     "BRIDGE_STALE",
+    "BUDGET_BURN",
     "DEFAULT_GROUP",
     "DEFAULT_RUNBOOK_BASE_URL",
     "ERROR",
     "HEADER",
+    "HISTORY_ALERTS",
+    "LATER_THAN_USUAL",
+    "NOT_CHECKED",
     "NOT_RUN",
     "NO_DATA",
     "PUSH_FAILING",
@@ -100,6 +113,7 @@ __all__ = [
     "PlainText",
     "Plan",
     "ProjectSources",
+    "Record",
     "Rule",
     "RulesOptions",
     "SplitBy",

@@ -3,13 +3,12 @@ thresholds; state and run-level rules shared by both modes."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
 from functools import lru_cache
 
 from dbt_prom_bridge.calendar import Calendar
 from dbt_prom_bridge.config import format_duration
 from dbt_prom_bridge.exposition import (
+    CHECKED_AT,
     ERROR_AFTER,
     ERROR_DEADLINE,
     HAS_DATA,
@@ -25,6 +24,7 @@ from dbt_prom_bridge.rules.catalogue import (
     BRIDGE_STALE,
     ERROR,
     NO_DATA,
+    NOT_CHECKED,
     NOT_RUN,
     PUSH_FAILING,
     RUN_FAILED,
@@ -34,44 +34,16 @@ from dbt_prom_bridge.rules.catalogue import (
     literal_state_rules,
     severity,
 )
+from dbt_prom_bridge.rules.history import history_rules
 from dbt_prom_bridge.rules.options import Mode, RulesOptions
 from dbt_prom_bridge.rules.promql import PUSH_FAILURE_TIME, PUSH_TIME, matchers, number, series, source_extra
 from dbt_prom_bridge.rules.render import CalendarGroups, GoText
+from dbt_prom_bridge.rules.rule import Group, Rule, make_rule
 from dbt_prom_bridge.rules.selection import ProjectSources, source_calendar
 from dbt_prom_bridge.rules_syntax import (
     go_text,
     promql_string,
 )
-
-
-@dataclass(frozen=True)
-class Rule:
-    alert: str
-    expr: str
-    labels: tuple[tuple[str, str], ...]
-    annotations: tuple[tuple[str, str], ...]
-    for_: str | None = None
-    keep_firing_for: str | None = None
-
-
-@dataclass(frozen=True)
-class Group:
-    name: str
-    rules: tuple[Rule, ...]
-
-
-def _rule(
-    alert: str, expr: str, labels: Mapping[str, str], notes: tuple[tuple[str, str], ...], opts: RulesOptions
-) -> Rule:
-    return Rule(
-        alert=alert,
-        expr=expr,
-        labels=tuple(sorted(labels.items())),
-        annotations=notes,
-        for_=format_duration(opts.for_seconds) if opts.for_seconds else None,
-        keep_firing_for=format_duration(opts.keep_firing_for) if opts.keep_firing_for else None,
-    )
-
 
 _RUNTIME = ("status", Status.RUNTIME_ERROR.value)
 _NOT_RUN = ("status", Status.NOT_RUN.value)
@@ -98,6 +70,18 @@ def late(age: str, threshold: str, deadline: str) -> str:
     decides for sources with a business calendar (their deadline is never earlier than
     ``max_loaded_at + threshold``); a push without deadlines falls back to the age."""
     return f"{age} > {threshold} unless {deadline} >= time()"
+
+
+def not_checked_expr(project: str, opts: RulesOptions, extra: tuple[tuple[str, str], ...] = ()) -> str:
+    """Sources whose last check is more than ``stale_after`` older than the newest run of their
+    project and target: runs of other selections arrive, this source is left out of them (a bridge
+    that stopped altogether is DbtFreshnessBridgeStale's). The value is how long it was left out."""
+    checked = series(CHECKED_AT, matchers(project, opts, extra), opts)
+    run_ts = series(RUN_TIMESTAMP, matchers(project, opts), opts)
+    return (
+        f"max by (project, target) ({run_ts}) - on (project, target) group_right {checked} "
+        f"> {number(opts.stale_after)}"
+    )
 
 
 def per_source_rules(project: str, source: SourceDef, opts: RulesOptions) -> list[Rule]:
@@ -128,7 +112,7 @@ def per_source_rules(project: str, source: SourceDef, opts: RulesOptions) -> lis
             if calendar is not None:
                 expr = late(age, number(thresholds[metric]), series(DEADLINES[metric], sel, opts))
             out.append(
-                _rule(
+                make_rule(
                     alert,
                     expr,
                     {**labels, "severity": severity(alert, opts)},
@@ -143,11 +127,12 @@ def per_source_rules(project: str, source: SourceDef, opts: RulesOptions) -> lis
         NO_DATA: f"{series(HAS_DATA, sel, opts)} == 0",
         RUNTIME_ERROR: f"{series(STATUS, matchers(project, opts, (*extra, _RUNTIME)), opts)} == 1",
         NOT_RUN: f"{series(STATUS, matchers(project, opts, (*extra, _NOT_RUN)), opts)} == 1",
+        NOT_CHECKED: not_checked_expr(project, opts, extra),
     }
     for alert, expr in exprs.items():
         sev = severity(alert, opts, has_error_after=ERROR_AFTER in thresholds)
         notes = _source_notes(alert, shared, runbook, opts)
-        out.append(_rule(alert, expr, {**labels, "severity": sev}, notes, opts))
+        out.append(make_rule(alert, expr, {**labels, "severity": sev}, notes, opts))
     return out
 
 
@@ -158,7 +143,7 @@ def threshold_rules(project: str, opts: RulesOptions, calendars: CalendarGroups 
     go = GoText(opts, calendars=calendars)
     age = f"time() - {series(MAX_LOADED_AT, sel, opts)}"
     return [
-        _rule(
+        make_rule(
             alert,
             late(age, series(metric, sel, opts), series(DEADLINES[metric], sel, opts)),
             {"project": go_text(project), "severity": severity(alert, opts)},
@@ -191,25 +176,32 @@ def state_rules(project: str, opts: RulesOptions) -> list[Rule]:
         return series(STATUS, matchers(project, opts, (("status", value.value),)), opts)
 
     return [
-        _rule(
+        make_rule(
             NO_DATA,
             f"{has_data} == 0",
             {"project": go_text(project), "severity": no_data_severity},
             notes(NO_DATA),
             opts,
         ),
-        _rule(
+        make_rule(
             RUNTIME_ERROR,
             f"{status(Status.RUNTIME_ERROR)} == 1",
             {"project": go_text(project), "severity": severity(RUNTIME_ERROR, opts)},
             notes(RUNTIME_ERROR),
             opts,
         ),
-        _rule(
+        make_rule(
             NOT_RUN,
             f"{status(Status.NOT_RUN)} == 1",
             {"project": go_text(project), "severity": severity(NOT_RUN, opts)},
             notes(NOT_RUN),
+            opts,
+        ),
+        make_rule(
+            NOT_CHECKED,
+            not_checked_expr(project, opts),
+            {"project": go_text(project), "severity": severity(NOT_CHECKED, opts)},
+            notes(NOT_CHECKED),
             opts,
         ),
     ]
@@ -227,21 +219,21 @@ def run_rules(project: str, opts: RulesOptions) -> list[Rule]:
     )
     push_sel = "{" + f"job={promql_string(opts.job)}, " + sel[1:]
     return [
-        _rule(
+        make_rule(
             RUN_FAILED,
             f"{series(RUN_SUCCESS, sel, opts)} == 0",
             {"project": go_text(project), "severity": severity(RUN_FAILED, opts)},
             alert_annotations(RUN_FAILED, go, opts),
             opts,
         ),
-        _rule(
+        make_rule(
             BRIDGE_STALE,
             f"time() - {run_ts} > {number(opts.stale_after)} or {absent}",
             {"project": go_text(project), "severity": severity(BRIDGE_STALE, opts)},
             alert_annotations(BRIDGE_STALE, go, opts),
             opts,
         ),
-        _rule(
+        make_rule(
             PUSH_FAILING,
             f"{PUSH_FAILURE_TIME}{push_sel} > {PUSH_TIME}{push_sel}",
             {"project": go_text(project), "severity": severity(PUSH_FAILING, opts)},
@@ -256,21 +248,20 @@ def groups(project: ProjectSources, opts: RulesOptions) -> list[Group]:
 
     dynamic: one group ``<group>/<project>``. per-source: that group holds the run-level and
     state rules, then one group ``<group>/<project>/<source_name>`` per dbt source with the
-    threshold rules of its tables (Prometheus evaluates groups concurrently).
+    threshold rules of its tables (Prometheus evaluates groups concurrently). The project's group
+    ends with the later-than-usual and SLO rules (not in a per-source --select/--exclude file:
+    they cover the whole project).
     """
     opts = project.options(opts)
     base = f"{opts.group_name}/{project.project}"
     name = project.project
+    history = () if literal_state_rules(opts) else tuple(history_rules(name, project.sources, opts))
     if opts.mode is Mode.DYNAMIC:
         calendars = project.calendar_groups()
-        return [
-            Group(
-                base,
-                (*threshold_rules(name, opts, calendars), *state_rules(name, opts), *run_rules(name, opts)),
-            )
-        ]
+        dynamic = (*threshold_rules(name, opts, calendars), *state_rules(name, opts), *run_rules(name, opts))
+        return [Group(base, (*dynamic, *history))]
     shared = () if literal_state_rules(opts) else tuple(state_rules(name, opts))
-    out = [Group(base, (*shared, *run_rules(name, opts)))]
+    out = [Group(base, (*shared, *run_rules(name, opts), *history))]
     by_source: dict[str, list[Rule]] = {}
     for source in project.sources:
         by_source.setdefault(source.source_name, []).extend(per_source_rules(name, source, opts))

@@ -12,8 +12,10 @@ from pathlib import Path
 from dbt_prom_bridge.config import format_duration
 from dbt_prom_bridge.errors import UsageError
 from dbt_prom_bridge.model import Manifest
-from dbt_prom_bridge.rules.build import Group, groups
+from dbt_prom_bridge.rules.build import groups
+from dbt_prom_bridge.rules.catalogue import literal_state_rules
 from dbt_prom_bridge.rules.options import Inputs, Outputs, RulesOptions, SplitBy
+from dbt_prom_bridge.rules.rule import Group
 from dbt_prom_bridge.rules.selection import ProjectSources, plan
 from dbt_prom_bridge.rules.templates import HEADER, header, render_template
 from dbt_prom_bridge.rules.tests import render_tests
@@ -108,6 +110,16 @@ def command_line(inputs: Inputs, opts: RulesOptions, outputs: Outputs) -> str:
         add("--meta-label", key)
     for value in opts.target_labels:
         add("--target-label", value)
+    if opts.usual_factor != d.usual_factor:
+        add("--usual-factor", f"{opts.usual_factor:g}")
+    for flag, seconds, default in (
+        ("--usual-window", opts.usual_window, d.usual_window),
+        ("--usual-floor", opts.usual_floor, d.usual_floor),
+    ):
+        if seconds != default:
+            add(flag, format_duration(seconds))
+    if opts.slo is not None:
+        add("--slo", f"{opts.slo:g}")
     if opts.strict:
         args.append("--strict")
     if outputs.split_by is not SplitBy.NONE:
@@ -165,6 +177,11 @@ def generate(
     the_plan = plan(manifests, opts, meta_labels)
     command = command_line(inputs, opts, outputs)
     warnings = list(the_plan.warnings)
+    if literal_state_rules(opts):
+        warnings.append(
+            "later-than-usual and SLO rules cover a whole project, so a --select/--exclude file leaves "
+            "them out: generate them in the project's file without a selection"
+        )
     files: list[GeneratedFile] = []
     rule_count = 0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -68,6 +69,13 @@ class RulesOptions:
     exclude: tuple[str, ...] = ()
     #: Refuse (exit 2) a threshold that cannot become a rule instead of warning and skipping it.
     strict: bool = False
+    #: DbtSourceLaterThanUsual: an age over ``usual_factor`` x the largest age reached in the last
+    #: ``usual_window`` seconds (once that much history exists), never under ``usual_floor`` seconds.
+    usual_factor: float = 1.5
+    usual_window: float = 604800.0
+    usual_floor: float = 900.0
+    #: Freshness objective of every source without ``meta.dbt_prom.slo`` (None: only those with one).
+    slo: float | None = None
 
     def validated(self) -> RulesOptions:
         """Check what flags alone can get wrong; returns self."""
@@ -91,6 +99,14 @@ class RulesOptions:
                 raise UsageError(f"{what} must be a whole number of seconds (e.g. 30s, 5m), not {seconds}")
         if self.stale_after < 1:
             raise UsageError("--stale-after must be at least 1s")
+        if not (math.isfinite(self.usual_factor) and self.usual_factor >= 1):
+            raise UsageError(f"--usual-factor must be a number of at least 1, not {self.usual_factor}")
+        if self.usual_window < 3600 or self.usual_window != round(self.usual_window):
+            raise UsageError("--usual-window must be a whole number of seconds, at least 1h")
+        if self.usual_floor < 0 or self.usual_floor != round(self.usual_floor):
+            raise UsageError("--usual-floor must be a whole number of seconds (e.g. 15m)")
+        if self.slo is not None:
+            check_objective(self.slo, "--slo")
         if self.lookback is not None:
             if self.lookback < 60 or self.lookback != round(self.lookback):
                 raise UsageError("--lookback must be a whole number of seconds, at least 1m")
@@ -115,6 +131,13 @@ class RulesOptions:
             check_text(self.dashboard_url, "--dashboard-url")
         check_text(self.runbook_base_url, "--runbook-base-url")
         return self
+
+
+def check_objective(value: object, where: str) -> float:
+    """A freshness objective: a fraction strictly between 0 and 1 (0.99 = 99% of the time fresh)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
+        raise UsageError(f"{where}: the objective must be a number between 0 and 1 exclusive (e.g. 0.99)")
+    return float(value)
 
 
 def parse_selector(pattern: str) -> tuple[str, str]:
