@@ -271,19 +271,20 @@ def test_same_source_name_in_two_packages(fresh: Path, capsys: pytest.CaptureFix
         )
 
     edit_json(fresh / "sources.json", twin)
+    original = json.loads((fresh / "sources.json").read_text())["results"][1]
+    first, own_status = original["unique_id"], original["status"]
     code, out, err = dry_run(capsys, "--artifacts-dir", str(fresh))
     assert code == 0, err
-    assert (
-        "source.a_pkg.events.clicks has the same source and table name as source.dbt_prom_demo.events.clicks"
-        in err
-    )
+    twin_id = first.replace("dbt_prom_demo", "a_pkg")
+    assert f"{twin_id} has the same source and table name as {first}" in err
     states = {
         s.labels["status"]: s.value
         for fam in text_string_to_metric_families(out)
         for s in fam.samples
-        if s.name == "dbt_source_freshness_status" and s.labels["table_name"] == "clicks"
+        if s.name == "dbt_source_freshness_status" and s.labels["table_name"] == first.split(".")[-1]
     }
-    assert len(states) == 5 and states["warn"] == 1 and states["error"] == 0
+    # the project's own source is kept, with its own status (the twin says error)
+    assert own_status != "error" and len(states) == 5 and states[own_status] == 1 and states["error"] == 0
 
 
 def test_nan_and_huge_numbers(fresh: Path, capsys: pytest.CaptureFixture[str]) -> None:
