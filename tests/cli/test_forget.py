@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from devtools import servers
-from tests.fixtures_dbt import read_gateway, run_cli
+from tests.fixtures_dbt import EXPECTED_STATUS, read_gateway, run_cli
 from tests.reliability.runs import write_artifacts
 
 pytestmark = pytest.mark.e2e
@@ -23,7 +23,7 @@ def test_forget_removes_the_group_and_the_state(
     common = ["--gateway", pushgateway.url, "--spill-dir", str(spill), "--target", "dev"]
     code, _, err = run_cli(["push", "--no-run", "--artifacts-dir", str(full), *common], capsys)
     assert code == 0, err
-    assert len(read_gateway(pushgateway.url).statuses()) == 10
+    assert len(read_gateway(pushgateway.url).statuses()) == len(EXPECTED_STATUS)
 
     code, _, err = run_cli(["forget", "--project", "dbt_prom_demo", *common], capsys)
     assert code == 0 and "removed job=dbt_source_freshness, project=dbt_prom_demo, target=dev" in err, err
