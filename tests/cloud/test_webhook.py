@@ -3,6 +3,7 @@ anything is parsed or fetched; a signed `job.run.completed` of the job refreshes
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import json
@@ -113,7 +114,11 @@ def wait_for(predicate: Any, what: str, timeout: float = 60) -> None:
 
 def test_serve_refreshes_on_a_signed_event_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     newer = json.loads(sample_artifacts()["sources.json"])
-    newer["metadata"]["generated_at"] = "2026-11-24T12:00:00.000000Z"  # after the sample run
+    # a minute after the sample run (and not in the future)
+    sample_at = dt.datetime.fromisoformat(newer["metadata"]["generated_at"].replace("Z", "+00:00"))
+    newer["metadata"]["generated_at"] = (
+        (sample_at + dt.timedelta(minutes=1)).isoformat().replace("+00:00", "Z")
+    )
     with FakeCloud(jobs={JOB: "prod"}) as api:
         api.add_run(Run(500, JOB, 10, sample_artifacts()))
         port = free_port()
