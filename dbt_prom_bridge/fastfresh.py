@@ -52,7 +52,6 @@ from dbt_prom_bridge.runner import (
     artifact_from_result,
     progress_line,
     write_sources_json,
-    written_by,
 )
 
 #: Sources per statement: PostgreSQL allows 1,664 columns in a select list (2 per source).
@@ -83,6 +82,11 @@ class Plan:
     #: False once a chunk failed while each of its queries worked alone (the adapter's SQL
     #: does not take the combined form): then queries are sent one by one.
     combine: bool = True
+    #: Sources whose query failed alone: sent alone (outside the combined statement) each time.
+    solo: set[str] = field(default_factory=set)
+    #: unique_id -> (the database's error text, dbt's own result for it): while the query
+    #: fails with the same text, dbt's result is reused instead of running dbt's path again.
+    errors: dict[str, tuple[str, Any]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
 
@@ -108,7 +112,8 @@ def compile_source(adapter: Any, manifest: Any, node: Any) -> str | None:
             from dbt.clients import jinja
             from dbt.context.providers import RuntimeProvider, SourceContext
 
-            context = SourceContext(node, config, manifest, RuntimeProvider(), None).to_dict()
+            source_context: Any = SourceContext(node, config, manifest, RuntimeProvider(), None)
+            context = source_context.to_dict()
             code = jinja.get_rendered(loaded_at_query, context, node)
             adapter.calculate_freshness_from_custom_sql(relation, code, macro_resolver=manifest)
         elif getattr(node, "loaded_at_field", None) is not None:
@@ -150,14 +155,12 @@ def _strip(sql: str) -> str:
 def combined_sql(queries: Sequence[str]) -> str:
     """One statement returning one row with the two columns of every query, side by side."""
     parts = [f"(\n{_strip(q)}\n) as dbt_prom_q{i}" for i, q in enumerate(queries)]
-    return "select * from " + "\ncross join ".join(parts)
+    return "select * from " + "\ncross join ".join(parts)  # noqa: S608 (dbt's own SQL, combined)
 
 
 def has_project_hooks(manifest: Any) -> bool:
     """True when the project runs on-run-start/on-run-end hooks (dbt runs them around freshness)."""
-    return any(
-        str(getattr(node, "resource_type", "")) == "operation" for node in manifest.nodes.values()
-    )
+    return any(str(getattr(node, "resource_type", "")) == "operation" for node in manifest.nodes.values())
 
 
 def current_adapter() -> Any:
@@ -179,6 +182,8 @@ class BatchedFreshnessRunner(DbtFreshnessRunner):
         super().__init__(dbt)
         self.path = path
         self._plan: Plan | None = None
+        self._pending: dict[str, str] = {}
+        self._writer: threading.Thread | None = None
         #: How the last refresh ran: "dbt" (full path) or "batch".
         self.last_path = "dbt"
 
@@ -196,6 +201,7 @@ class BatchedFreshnessRunner(DbtFreshnessRunner):
             or current_adapter() is not plan.adapter
         ):
             self._plan = None
+            self.flush()
             outcome = super().run(on_event)
             self.last_path = "dbt"
             if self.path != "dbt":
@@ -207,6 +213,7 @@ class BatchedFreshnessRunner(DbtFreshnessRunner):
             # the database cannot be reached: dbt's full run says so, as a run-level failure
             self._plan = None
             self.last_path = "dbt"
+            self.flush()
             return super().run(on_event)
         self.last_path = "batch"
         return outcome
@@ -235,20 +242,26 @@ class BatchedFreshnessRunner(DbtFreshnessRunner):
         from dbt.artifacts.schemas.freshness import FreshnessResult
         from dbt_common.invocation import reset_invocation_id
 
+        self._pending = {}
         reset_invocation_id()  # a new run: its own invocation_id, as a dbt invocation has
         started = time.perf_counter()
         generated_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
         manifest = plan.manifest
         total = len(plan.order)
         results: dict[str, Any] = {}
-        batched = [uid for uid in plan.order if plan.sql.get(uid) is not None]
+        batched = [uid for uid in plan.order if plan.sql.get(uid) is not None and uid not in plan.solo]
+        solo = [uid for uid in plan.order if plan.sql.get(uid) is not None and uid in plan.solo]
         with self._connection(plan.adapter):
             for first in range(0, len(batched), CHUNK):
                 chunk = batched[first : first + CHUNK]
                 results.update(self._run_chunk(plan, chunk))
+            if solo:
+                results.update(self._run_alone(plan, solo, {uid: i for i, uid in enumerate(plan.order, 1)}))
         for index, uid in enumerate(plan.order, start=1):
             if uid not in results:
                 results[uid] = self._dbt_path(plan, manifest.sources[uid], index, total)
+                if uid in self._pending:
+                    plan.errors[uid] = (self._pending[uid], results[uid])
         ordered = [results[uid] for uid in plan.order]
         if on_event is not None:
             for index, result in enumerate(ordered, start=1):
@@ -301,25 +314,39 @@ class BatchedFreshnessRunner(DbtFreshnessRunner):
                     if made is not None:
                         out[uid] = made
                 return out
-        # one by one: a source that fails alone goes to dbt's path (and stays there)
-        alone_ok = 0
-        for uid, sql in zip(chunk, queries, strict=True):
+        # one by one: a source that fails alone is sent alone from now on
+        before = len(plan.solo)
+        out.update(self._run_alone(plan, chunk, {uid: i for i, uid in enumerate(plan.order, 1)}))
+        if plan.combine and len(chunk) > 1 and len(plan.solo) == before:
+            plan.combine = False  # the combined form is what failed, not a source
+            plan.notes.append("combined statement not accepted: queries sent one by one")
+        return out
+
+    def _run_alone(self, plan: Plan, uids: Sequence[str], index: dict[str, int]) -> dict[str, Any]:
+        """Each source's own query; a failure is dbt's runtime error for it (dbt's own result)."""
+        out: dict[str, Any] = {}
+        for uid in uids:
+            sql = plan.sql[uid] or ""
             started = time.perf_counter()
             try:
-                response, rows = self._fetch(adapter, sql)
-            except Exception:
-                plan.sql[uid] = None
+                response, rows = self._fetch(plan.adapter, sql)
+            except Exception as exc:
+                plan.solo.add(uid)
+                text = str(exc)
+                known = plan.errors.get(uid)
+                if known is not None and known[0] == text:
+                    out[uid] = _retimed(known[1], time.perf_counter() - started)
+                    continue
+                # dbt's path needs the connection to itself (it closes it): run it afterwards
+                self._pending[uid] = text
                 continue
-            alone_ok += 1
+            plan.errors.pop(uid, None)
             if len(rows) != 1 or len(rows[0]) != 2:
-                plan.sql[uid] = None
+                plan.sql[uid] = None  # not the shape dbt expects: dbt's path judges it
                 continue
             made = self._result(plan, uid, rows[0][0], rows[0][1], response, time.perf_counter() - started)
             if made is not None:
                 out[uid] = made
-        if plan.combine and len(chunk) > 1 and alone_ok == len(chunk):
-            plan.combine = False  # the combined form is what failed, not a source
-            plan.notes.append("combined statement not accepted: queries sent one by one")
         return out
 
     def _result(
@@ -357,16 +384,24 @@ class BatchedFreshnessRunner(DbtFreshnessRunner):
         return runner.safe_run(plan.manifest)
 
     def _outcome(self, result: Any, elapsed: float) -> RunnerOutcome:
-        meta = getattr(result, "metadata", None)
-        sources_path = self.artifacts_dir / "sources.json"
-        write_sources_json(result, sources_path)
-        ours = written_by(sources_path, getattr(meta, "invocation_id", None))
+        # dbt's sources.json writer costs more than the batch itself (~1 ms per source): it
+        # runs in the background, one write at a time, and the outcome does not claim the file
+        self.flush()
+        writer = threading.Thread(
+            target=write_sources_json,
+            args=(result, self.artifacts_dir / "sources.json"),
+            name="dbt-prom-sources-json",
+        )
+        writer.start()
+        self._writer = writer
         try:
-            artifact = artifact_from_result(result, sources_path if ours else None)
+            artifact = artifact_from_result(result, None)
         except ArtifactError as exc:
             raise DbtRunError(f"dbt returned freshness results this tool cannot read: {exc}") from None
         manifest = self._cache.record
-        project = (manifest.project_name if manifest else None) or dbtproject.project_info(self.dbt).name or ""
+        project = (
+            (manifest.project_name if manifest else None) or dbtproject.project_info(self.dbt).name or ""
+        )
         return RunnerOutcome(
             artifact=artifact,
             manifest=manifest,
@@ -375,8 +410,25 @@ class BatchedFreshnessRunner(DbtFreshnessRunner):
             parse_seconds=0.0,
             freshness_seconds=elapsed,
             manifest_reused=True,
-            sources_json=sources_path if ours else None,
+            sources_json=None,
         )
+
+    def flush(self) -> None:
+        """Wait until the last batched refresh's ``sources.json`` is written."""
+        writer = self._writer
+        if writer is not None:
+            writer.join()
+            self._writer = None
+
+
+def _retimed(result: Any, elapsed: float) -> Any:
+    """dbt's earlier result for a source whose query fails the same way again, timed anew."""
+    import dataclasses
+
+    try:
+        return dataclasses.replace(result, execution_time=elapsed, thread_id=threading.current_thread().name)
+    except (TypeError, ValueError):
+        return result
 
 
 def _event(result: Any, index: int, total: int) -> Any:
