@@ -92,10 +92,19 @@ def test_batch_equals_dbt_for_every_sample_case(sample_project: DbtProjectEnv) -
     assert runner.last_path == "batch"
     plan = runner._plan
     assert plan is not None
-    # every source with a loaded_at_field or loaded_at_query is in the batch, but the broken one
-    on_dbt_path = {key(uid) for uid, sql in plan.sql.items() if sql is None}
-    assert on_dbt_path == {"orders.refunds"}
+    # every source has its compiled query; the broken one failed the combined statement, so
+    # it is sent alone from now on, and its result is dbt's own (reused while the error holds)
+    assert all(plan.sql.values())
+    assert {key(uid) for uid in plan.solo} == {"orders.refunds"} == {key(uid) for uid in plan.errors}
     assert plan.combine
+    # a new run each time: its own invocation, and sources.json written by dbt's own writer
+    # (in the background: flush() waits for it), runtime errors left out as dbt does
+    assert batched.artifact.invocation_id not in (None, first.artifact.invocation_id)
+    assert batched.manifest_reused and batched.parse_seconds == 0.0
+    runner.flush()
+    written = json.loads(sample_project.sources_json.read_text())
+    assert written["metadata"]["invocation_id"] == batched.artifact.invocation_id
+    assert len(written["results"]) == len(EXPECTED_STATUS) - 1
 
     reference = DbtFreshnessRunner(sample_project.options()).run()
     ours, theirs = by_key(batched.artifact.results), by_key(reference.artifact.results)
@@ -107,16 +116,12 @@ def test_batch_equals_dbt_for_every_sample_case(sample_project: DbtProjectEnv) -
     assert 'column "refunded_at_utc" does not exist' in (ours["orders.refunds"].error or "")
     assert len(lines) == len(EXPECTED_STATUS) and any("RUNTIME ERROR" in ln for ln in lines)
 
-    # a new run each time: its own invocation, its own sources.json written by dbt's writer
-    assert batched.artifact.invocation_id not in (None, first.artifact.invocation_id)
-    assert batched.sources_json == sample_project.sources_json
-    assert batched.manifest_reused and batched.parse_seconds == 0.0
-
     # the real CLI on the same data: same statuses and max_loaded_at (it leaves runtime errors out)
     assert sample_project.dbt("source", "freshness", check=False).returncode == 1
     cli = json.loads(sample_project.sources_json.read_text())["results"]
     cli_statuses = {key(r["unique_id"]): r["status"] for r in cli}
     assert cli_statuses == {k: v for k, v in EXPECTED_STATUS.items() if v != "runtime_error"}
+    runner.run()  # the reference runs above replaced dbt's adapter: dbt's path, then a new plan
     again = by_key(runner.run().artifact.results)
     assert runner.last_path == "batch"
     for entry in cli:
@@ -149,6 +154,8 @@ def test_batch_sees_new_data_and_a_source_that_breaks_later(sample_project: DbtP
         broken = by_key(runner.run().artifact.results)
         assert runner.last_path == "batch"
         # one bad source does not hide the others: it alone becomes dbt's runtime error
+        plan = runner._plan
+        assert plan is not None and "source.dbt_prom_demo.finance.transactions" in plan.solo
         assert broken["finance.transactions"].status.value == "runtime_error"
         assert '"_loaded_at" does not exist' in (broken["finance.transactions"].error or "")
         assert broken["events.page_views"].status.value == "error"
