@@ -111,11 +111,11 @@ print(json.dumps({
 def _timed(argv: list[str], env: dict[str, str]) -> float:
     started = time.perf_counter()
     proc = subprocess.run(
-        argv, check=False, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=600
+        argv, check=False, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600
     )
     elapsed = time.perf_counter() - started
     if proc.returncode not in (0, 1):
-        raise RuntimeError(f"{' '.join(argv[:3])} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+        raise RuntimeError(f"{' '.join(argv[:3])} failed ({proc.returncode}): {proc.stdout[-2000:]}")
     return elapsed
 
 

@@ -78,6 +78,8 @@ def fill(conn: Any, n: int) -> None:
 
 def add_bulk_sources(project_dir: Path, conn: Any, n: int) -> None:
     """Add ``n`` bulk sources to the project at ``project_dir`` and their tables to ``conn``'s database."""
+    if n <= 0:
+        return
     (project_dir / "models" / "bulk_sources.yml").write_text(sources_yml(n), encoding="utf-8")
     fill(conn, n)
 
