@@ -54,8 +54,10 @@ from dbt_prom_bridge.runner import (
     write_sources_json,
 )
 
-#: Sources per statement: PostgreSQL allows 1,664 columns in a select list (2 per source).
-CHUNK = 400
+#: Sources per statement. PostgreSQL plans an N-way cross join in time that grows faster
+#: than N (388 sources: 1.5 s as one statement, 0.17-0.26 s as statements of 20-50), and
+#: allows 1,664 columns in a select list (2 per source).
+CHUNK = 32
 #: The values of ``DBT_PROM_SERVE_FRESHNESS`` / ``serve --freshness-path``.
 PATHS = ("batch", "dbt")
 _CONNECTION = "dbt_prom_bridge.freshness"
