@@ -47,8 +47,6 @@ __all__ = [
 class ArtifactPaths:
     sources_json: Path
     manifest: Path | None
-    #: True when the manifest was named explicitly (then it must exist).
-    manifest_required: bool
 
 
 def artifact_paths(dbt: DbtOptions, art: ArtifactOptions) -> ArtifactPaths:
@@ -56,11 +54,11 @@ def artifact_paths(dbt: DbtOptions, art: ArtifactOptions) -> ArtifactPaths:
     base = art.artifacts_dir or dbtproject.artifacts_dir(dbt)
     sources = art.sources_json or base / "sources.json"
     if art.manifest is not None:
-        return ArtifactPaths(sources, art.manifest, True)
+        return ArtifactPaths(sources, art.manifest)
     candidate = (art.sources_json.parent if art.sources_json and not art.artifacts_dir else base) / (
         "manifest.json"
     )
-    return ArtifactPaths(sources, candidate if candidate.exists() else None, False)
+    return ArtifactPaths(sources, candidate if candidate.exists() else None)
 
 
 def load_manifest(path: Path | None) -> Manifest | None:

@@ -164,7 +164,8 @@ def _rows(name: str, checks: Sequence[SourceCheck], values: Sequence[tuple[str, 
     if name == MAX_LOADED_AT:
         return [(v, c.max_loaded_at) for c, v in pairs if c.max_loaded_at is not None]
     if name == HAS_DATA:
-        return [(v, 0.0 if c.has_data is False else 1.0) for c, v in pairs]
+        # Unknown (not_run, runtime error: dbt never found out) is no sample, not 1.
+        return [(v, 1.0 if c.has_data else 0.0) for c, v in pairs if c.has_data is not None]
     if name == CHECKED_AT:
         return [(v, c.checked_at) for c, v in pairs if c.checked_at is not None]
     if name == WARN_AFTER:
@@ -284,13 +285,6 @@ def render_bytes(run: FreshnessRun, only: Iterable[str] | None = None) -> bytear
 def iter_text(run: FreshnessRun, only: Iterable[str] | None = None) -> Iterator[str]:
     """:func:`render` in pieces (bounded memory for big runs); the pieces join to the same text."""
     return iter_render(iter_families(run, only))
-
-
-def samples(run: FreshnessRun) -> Iterator[tuple[str, tuple[tuple[str, str], ...], float]]:
-    """Flat ``(metric name, ((label, value), ...), value)`` triples, for remote write."""
-    for fam in iter_families(run):
-        for values, value in fam.rows:
-            yield fam.name, tuple(zip(fam.label_names, values, strict=True)), value
 
 
 def threshold_from_seconds(seconds: float) -> Threshold | None:

@@ -140,14 +140,18 @@ def as_json(run: FreshnessRun, now: Callable[[], float] = time.time) -> str:
     return json.dumps(as_dict(run, now), indent=2, sort_keys=True)
 
 
-def delivered_line(run: FreshnessRun, done: Delivered) -> str:
-    """One line on what a destination did with the run."""
+def delivered_line(run: FreshnessRun, done: Delivered, of: str = "") -> str:
+    """One line on what a destination did with the run (``of``: whose run, when there are several)."""
+    whose = f" of {of}" if of else ""
     if not run.success:
-        return f"pushed run_success 0 (dbt could not run) to {done.url}; every source keeps its last values"
+        return (
+            f"pushed run_success 0 (dbt could not run){whose} to {done.url}; "
+            "every source keeps its last values"
+        )
     merged = done.merged
     if not done.pushed:
         return (
-            f"nothing to push to {done.url}: it already holds the same or newer checks of all "
+            f"nothing{whose} to push to {done.url}: it already holds the same or newer checks of all "
             f"{len(merged.not_newer)} sources of this run"
         )
     parts = []
@@ -158,4 +162,4 @@ def delivered_line(run: FreshnessRun, done: Delivered) -> str:
     if merged.removed:
         parts.append(f"{len(merged.removed)} no longer in the project dropped")
     more = f" ({', '.join(parts)})" if parts else ""
-    return f"pushed {len(merged.updated)} sources to {done.url}{more}"
+    return f"pushed {len(merged.updated)} sources{whose} to {done.url}{more}"

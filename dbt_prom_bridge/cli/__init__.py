@@ -58,6 +58,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "dbt_prom_bridge.cli.rules",
         "Generate Prometheus alert rules (and promtool tests) from dbt's freshness thresholds.",
     ),
+    "forget": (
+        "dbt_prom_bridge.cli.forget",
+        "Remove a project/target's group from the Pushgateway and this host's state of it.",
+    ),
     "replay": (
         "dbt_prom_bridge.cli.replay",
         "Push the runs earlier failed pushes kept in the spill dir, never over newer data.",

@@ -70,7 +70,7 @@ def push_projects(
                 _line(f"warning: {result.name}: {message}")
         if result.report is not None and run is not None:
             for done in result.report.deliveries:
-                _line(f"{result.name}: {summary.delivered_line(run, done)}")
+                _line(summary.delivered_line(run, done, of=result.name))
         if run is not None and not run.success:
             _line(f"error: {result.name}: dbt could not run: {run.error or 'unknown error'}")
         if result.error is not None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ import click
 from dbt_prom_bridge import api, rules
 from dbt_prom_bridge.artifacts import read_manifest
 from dbt_prom_bridge.cli import EXIT_CODES_HELP
+from dbt_prom_bridge.cli.generated import write_or_check
 from dbt_prom_bridge.cli.options import (
     dbt_config,
     dbt_parse_options,
@@ -21,7 +21,7 @@ from dbt_prom_bridge.cli.options import (
     warn,
 )
 from dbt_prom_bridge.config import DEFAULT_JOB, DbtOptions, format_duration
-from dbt_prom_bridge.errors import ArtifactError, CheckFailed, UsageError
+from dbt_prom_bridge.errors import UsageError
 from dbt_prom_bridge.model import Manifest, manifest_project
 
 
@@ -81,59 +81,6 @@ def load_projects(path: Path, dbt: DbtOptions) -> Loaded:
         loaded.manifests.append(manifest)
         loaded.meta_labels.append(spec.meta_labels)
     return loaded
-
-
-def _read(path: Path) -> str | None:
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ArtifactError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
-
-
-def write_or_check(generated: rules.Generated, check: bool) -> None:
-    """Print, write, or (``--check``) compare every file and fail on drift with a unified diff."""
-    files = generated.files
-    if len(files) == 1 and files[0].path is None:
-        if check:
-            raise UsageError("--check compares with the --out file; give --out PATH (or --out-dir)")
-        click.echo(files[0].text, nl=False)
-        return
-    drifted: list[str] = []
-    for item in files:
-        assert item.path is not None
-        old = _read(item.path)
-        if check:
-            if old == item.text:
-                continue
-            lines = difflib.unified_diff(
-                (old or "").splitlines(keepends=True),
-                item.text.splitlines(keepends=True),
-                f"{item.path} (committed)",
-                f"{item.path} (generated)",
-            )
-            click.echo("".join(lines), nl=False)
-            drifted.append(f"{item.path} ({'missing' if old is None else 'differs'})")
-            continue
-        if old == item.text:
-            click.echo(f"dbt-prom: {item.path} unchanged", err=True)
-            continue
-        try:
-            item.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = item.path.with_name(f".{item.path.name}.tmp")
-            tmp.write_text(item.text, encoding="utf-8")
-            tmp.replace(item.path)
-        except OSError as exc:
-            raise UsageError(f"cannot write {item.path}: {exc.strerror or exc}") from None
-        click.echo(f"dbt-prom: wrote {item.path}", err=True)
-    if check:
-        if drifted:
-            raise CheckFailed(
-                f"out of date with the dbt project: {', '.join(drifted)}; regenerate with the command in "
-                "the file's header (the same `dbt-prom rules` command without --check) and commit"
-            )
-        click.echo(f"dbt-prom: {', '.join(str(f.path) for f in files)} up to date", err=True)
 
 
 def _nonempty(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -242,7 +189,8 @@ def _nonempty(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 @duration_option(
     "--stale-after",
     default="2h",
-    help="DbtFreshnessBridgeStale fires when the last freshness run is older than this.",
+    help="DbtFreshnessBridgeStale fires when the last freshness run is older than this, "
+    "DbtSourceFreshnessNotChecked when a source's last check is this much older than the newest run.",
 )
 @click.option(
     "--job",
@@ -280,6 +228,30 @@ def _nonempty(ctx: click.Context, param: click.Parameter, value: str | None) -> 
     "are not re-scraped. Set it above the push interval and --stale-after.",
 )
 @click.option(
+    "--usual-factor",
+    type=float,
+    default=1.5,
+    show_default=True,
+    help="DbtSourceLaterThanUsual fires when a source's age exceeds this many times the largest age "
+    "it reached in --usual-window.",
+)
+@duration_option(
+    "--usual-window",
+    default="7d",
+    help="The history DbtSourceLaterThanUsual learns a source's usual age from (and needs before firing).",
+)
+@duration_option(
+    "--usual-floor", default="15m", help="DbtSourceLaterThanUsual never fires for ages under this."
+)
+@click.option(
+    "--slo",
+    type=float,
+    default=None,
+    metavar="OBJECTIVE",
+    help="Freshness objective (e.g. 0.99: within error_after 99 percent of the time) of every source without "
+    "meta dbt_prom.slo; adds DbtSourceFreshnessBudgetBurn. Default: only sources that declare one.",
+)
+@click.option(
     "--strict",
     is_flag=True,
     help="Exit 2 on a threshold that cannot become a rule (count <= 0, unknown period) instead of "
@@ -289,7 +261,8 @@ def command(**kw: Any) -> None:
     """Generate Prometheus alert rules from the freshness thresholds declared in dbt.
 
     Alerts: DbtSourceFreshnessWarn, DbtSourceFreshnessError, DbtSourceNoData,
-    DbtSourceFreshnessRuntimeError, DbtSourceFreshnessNotRun, DbtFreshnessRunFailed,
+    DbtSourceFreshnessRuntimeError, DbtSourceFreshnessNotRun, DbtSourceFreshnessNotChecked,
+    DbtSourceLaterThanUsual, DbtSourceFreshnessBudgetBurn, DbtFreshnessRunFailed,
     DbtFreshnessBridgeStale, DbtFreshnessPushFailing (runbooks: docs/alerts.md). Ages are
     computed in PromQL from the pushed max_loaded_at, so alerts fire even when pushes stop.
     Push with the same --meta-label keys. Output is deterministic: commit it and gate drift with
@@ -314,6 +287,10 @@ def command(**kw: Any) -> None:
         select=dbt.select,
         exclude=dbt.exclude,
         strict=kw["strict"],
+        usual_factor=kw["usual_factor"],
+        usual_window=kw["usual_window"],
+        usual_floor=kw["usual_floor"],
+        slo=kw["slo"],
     ).validated()
     outputs = rules.Outputs(
         out=kw["out"],
@@ -352,7 +329,12 @@ def command(**kw: Any) -> None:
     generated = rules.generate(loaded.manifests, opts, outputs, inputs, loaded.meta_labels)
     for warning in generated.warnings:
         warn(warning)
-    write_or_check(generated, kw["check"])
+    write_or_check(
+        [(item.path, item.text) for item in generated.files],
+        kw["check"],
+        command="dbt-prom rules",
+        out_flags="--out PATH (or --out-dir)",
+    )
     if not kw["check"] and any(f.path is not None for f in generated.files):
         click.echo(
             f"dbt-prom: {generated.rule_count} rules for {generated.source_count} sources "

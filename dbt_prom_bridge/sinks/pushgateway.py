@@ -273,7 +273,8 @@ class Pushgateway:
         with group_lock(self.state_dir, url):
             for _round in range(ROUNDS):
                 outcome, revision = self._round(run, path, url, cache, force)
-                if not outcome.pushed or self.revision(run) == revision:
+                # Another revision than ours: another host wrote in between; merge on top of it.
+                if not outcome.pushed or self.revision(run) in (revision, None):
                     break
             return outcome
 

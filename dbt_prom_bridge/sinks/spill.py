@@ -53,7 +53,6 @@ import errno
 import hashlib
 import json
 import os
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -61,7 +60,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from dbt_prom_bridge import __version__
+from dbt_prom_bridge import __version__, fsutil
 from dbt_prom_bridge.codec import run_from_json, run_to_json
 from dbt_prom_bridge.errors import DbtPromError, PushError
 from dbt_prom_bridge.model import FreshnessRun
@@ -170,15 +169,6 @@ def _key_hash(destination: Destination) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
-def _fsync_dir(directory: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def spill_run(
     directory: Path,
     run: FreshnessRun,
@@ -206,19 +196,8 @@ def spill_run(
     directory.mkdir(parents=True, exist_ok=True)
     when = run.generated_at if run.generated_at is not None else created
     name = f"{_stamp(when)}-{safe.kind}-{_key_hash(safe)}-{uuid.uuid4().hex[:8]}.json"
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        final = directory / name
-        Path(tmp).replace(final)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            Path(tmp).unlink()
-        raise
-    _fsync_dir(directory)
+    final = directory / name
+    fsutil.write_atomic(final, data, mode=0o600)
     return final
 
 

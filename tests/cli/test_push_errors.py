@@ -285,7 +285,7 @@ def test_no_run_of_an_artifact_already_pushed_is_a_no_op_unless_forced(
     assert code == 0, err
     assert "nothing to push" in err and "already holds the same or newer checks" in err
     code, _, err = run_cli([*args, "--force"], capsys)
-    assert code == 0 and "sources updated" in err, err
+    assert code == 0 and "dbt-prom: pushed 9 sources to" in err, err
     older = write_artifacts(tmp_path / "older", time.time() - 90)
     code, _, err = run_cli(no_run(older, "--gateway", pushgateway.url), capsys)
     assert code == 0 and "nothing to push" in err, err

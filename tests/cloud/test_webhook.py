@@ -113,7 +113,7 @@ def wait_for(predicate: Any, what: str, timeout: float = 60) -> None:
 
 def test_serve_refreshes_on_a_signed_event_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     newer = json.loads(sample_artifacts()["sources.json"])
-    newer["metadata"]["generated_at"] = "2026-03-01T12:00:00.000000Z"
+    newer["metadata"]["generated_at"] = "2026-11-24T12:00:00.000000Z"  # after the sample run
     with FakeCloud(jobs={JOB: "prod"}) as api:
         api.add_run(Run(500, JOB, 10, sample_artifacts()))
         port = free_port()
