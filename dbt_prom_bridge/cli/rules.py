@@ -172,10 +172,17 @@ def _nonempty(ctx: click.Context, param: click.Parameter, value: str | None) -> 
     "diff); dynamic: a constant number of rules comparing ages with the pushed *_after_seconds "
     "series (thousands of sources).  [env: DBT_PROM_RULES_MODE]",
 )
-@duration_option("--for", "for_", default="5m", help="How long a condition must hold before an alert fires.")
+@duration_option(
+    "--for",
+    "for_",
+    default="5m",
+    help="How long a condition must hold before an alert fires.",
+    allow_zero=True,
+)
 @duration_option(
     "--keep-firing-for",
     default=None,
+    allow_zero=True,
     help="Keep an alert firing this long after its condition clears (Prometheus >= 2.42).",
 )
 @click.option(
