@@ -77,7 +77,7 @@ def _dev_pins(names: tuple[str, ...]) -> list[str]:
 def _summary(minor: str, junit: Path, seconds: float, installed: str) -> str:
     counts = {"passed": 0, "failed": 0, "errors": 0, "skipped": 0}
     if junit.is_file():
-        for suite in ET.parse(junit).getroot().iter("testsuite"):
+        for suite in ET.parse(junit).getroot().iter("testsuite"):  # noqa: S314 (our own pytest report)
             tests = int(suite.get("tests", 0))
             failed, errors, skipped = (int(suite.get(k, 0)) for k in ("failures", "errors", "skipped"))
             counts["failed"] += failed

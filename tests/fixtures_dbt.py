@@ -36,7 +36,6 @@ PROJECT = "dbt_prom_demo"
 TARGET = "dev"
 
 
-
 def _dbt_minor() -> tuple[int, int]:
     """dbt-core's (major, minor) from the package metadata (the test session's dbt; no import)."""
     try:
@@ -80,6 +79,7 @@ def status_counts(statuses: Mapping[str, str]) -> dict[str, float]:
     for status in statuses.values():
         out[status] += 1
     return out
+
 
 #: Sources with no freshness configured: never checked, never in the metrics.
 NO_FRESHNESS: tuple[str, ...] = ("orders.customers_archive",)

@@ -139,7 +139,7 @@ def test_metadata_based_results_are_ordinary_results(
     doc = sources_json(adapter)
     schema_file = CORPUS / "schemas" / "sources_v3.json"
     if schema_file.is_file():  # the published schema, in place
-        import jsonschema
+        import jsonschema  # type: ignore[import-untyped]
 
         jsonschema.validate(doc, json.loads(schema_file.read_text()))
     sources, manifest = tmp_path / "sources.json", tmp_path / "manifest.json"
@@ -147,18 +147,20 @@ def test_metadata_based_results_are_ordinary_results(
     manifest.write_text(json.dumps(manifest_json(adapter)))
 
     args = ["push", "--no-run", "--dry-run", "--sources-json", str(sources), "--manifest", str(manifest)]
-    code, out, err = run_cli([*args, "--project-dir", str(tmp_path), "--target", "prod", "--meta-label", "owner"], capsys)
+    code, out, err = run_cli(
+        [*args, "--project-dir", str(tmp_path), "--target", "prod", "--meta-label", "owner"], capsys
+    )
     assert code == 0, err
     samples = [(s.name, s.labels, s.value) for f in text_string_to_metric_families(out) for s in f.samples]
     statuses = {
-        lb["table_name"]: lb["status"] for n, lb, v in samples if n == "dbt_source_freshness_status" and v == 1
+        lb["table_name"]: lb["status"]
+        for n, lb, v in samples
+        if n == "dbt_source_freshness_status" and v == 1
     }
     assert statuses == {table: status for table, (_, status) in TABLES.items()}
     database, schema, _ = ADAPTERS[adapter]
     loaded = {
-        lb["table_name"]: (v, lb)
-        for n, lb, v in samples
-        if n == "dbt_source_max_loaded_at_timestamp_seconds"
+        lb["table_name"]: (v, lb) for n, lb, v in samples if n == "dbt_source_max_loaded_at_timestamp_seconds"
     }
     for table, (age, _) in TABLES.items():
         value, labels = loaded[table]

@@ -34,7 +34,8 @@ pytestmark = [
     pytest.mark.dbt,
     pytest.mark.e2e,
     pytest.mark.skipif(
-        not _installed("dbt-duckdb"), reason="dbt-duckdb not installed (pip install 'dbt-prom-bridge[duckdb]')"
+        not _installed("dbt-duckdb"),
+        reason="dbt-duckdb not installed (pip install 'dbt-prom-bridge[duckdb]')",
     ),
 ]
 
@@ -127,7 +128,9 @@ def test_serve_refreshes_from_the_duckdb_file(duck: DuckProject) -> None:
 
         def refreshes() -> float:
             got = samples(get(base + "/metrics")[2].decode())
-            return sum(v for name, lb, v in got if name == f"{REFRESHES}_total" and lb.get("result") == "success")
+            return sum(
+                v for name, lb, v in got if name == f"{REFRESHES}_total" and lb.get("result") == "success"
+            )
 
         # later refreshes reuse the process's dbt and its DuckDB connection
         wait_for(lambda: refreshes() >= 3, 120, proc)

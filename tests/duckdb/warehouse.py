@@ -91,7 +91,9 @@ def seed(path: Path, stale: Sequence[str] = (), now: dt.datetime | None = None) 
             conn.execute(f"create schema if not exists {schema}")
             conn.execute(f"drop table if exists {table.relation}")
             extra = ", event_type varchar" if table.key == "events.app_events" else ""
-            conn.execute(f"create table {table.relation} (id integer, {table.column} {table.column_type}{extra})")
+            conn.execute(
+                f"create table {table.relation} (id integer, {table.column} {table.column_type}{extra})"
+            )
             if table.age is None:
                 continue
             age = table.stale_age if table.key in stale else table.age

@@ -17,8 +17,8 @@ from dbt_prom_bridge.runner import DbtFreshnessRunner, parse_project
 from tests.fixtures_dbt import (
     DBT_PROM,
     EXPECTED_STATUS,
-    NO_FRESHNESS,
     MODERN_DBT,
+    NO_FRESHNESS,
     PROJECT,
     SOURCES_YML,
     TARGET,
