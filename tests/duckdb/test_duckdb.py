@@ -113,6 +113,17 @@ def test_push_reports_every_case_like_on_postgres(
     }
 
 
+def loaded(duck: DuckProject, *stale: str) -> bool:
+    """Re-seed as a loader would; False while a refresh holds DuckDB's file lock."""
+    import duckdb
+
+    try:
+        duck.seed(*stale)
+    except duckdb.IOException:
+        return False
+    return True
+
+
 def test_serve_refreshes_from_the_duckdb_file(duck: DuckProject) -> None:
     port = servers.free_port()
     proc = subprocess.Popen(
@@ -132,10 +143,13 @@ def test_serve_refreshes_from_the_duckdb_file(duck: DuckProject) -> None:
                 v for name, lb, v in got if name == f"{REFRESHES}_total" and lb.get("result") == "success"
             )
 
-        # later refreshes reuse the process's dbt and its DuckDB connection
+        # later refreshes reuse the process's dbt; the file is closed between them (keep_open:
+        # false), so a loader can write to it and the next refresh sees the change
         wait_for(lambda: refreshes() >= 3, 120, proc)
         assert healthy(base)
         assert statuses(base) == warehouse.EXPECTED_STATUS
+        wait_for(lambda: loaded(duck, "shop.payments"), 60, proc)
+        wait_for(lambda: statuses(base).get("shop.payments") == "error", 60, proc)
     finally:
         code, err = stop(proc, signal.SIGTERM)
     assert code == 0, err
