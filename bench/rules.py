@@ -43,6 +43,8 @@ BIN = Path(sys.executable).parent
 SIZES = tuple(int(n) for n in os.environ.get("BENCH_RULES_SIZES", "10000,100000").split(",") if n)
 EVAL_SOURCES = int(os.environ.get("BENCH_RULES_EVAL_SOURCES", "10000"))
 MODES = ("per-source", "dynamic")
+#: Dynamic mode with Warn/Error written as ``time() > deadline`` (no join with the thresholds).
+DEADLINE_MODE = "dynamic-deadline"
 META = ("owner", "team")
 EVAL_INTERVAL = 5
 #: Evaluations to wait for before sampling, and samples (one per evaluation interval) per mode.
@@ -57,7 +59,7 @@ from dbt_prom_bridge.artifacts import read_manifest
 t1 = time.perf_counter()
 manifest = read_manifest(Path(sys.argv[1]))
 t2 = time.perf_counter()
-opts = rules.RulesOptions(mode=rules.Mode(sys.argv[2]), meta_labels=("owner", "team"))
+opts = rules.RulesOptions(mode=rules.Mode(sys.argv[2]), meta_labels=("owner", "team"), slo=0.99)
 generated = rules.generate([manifest], opts, rules.Outputs(out=Path(sys.argv[3])))
 t3 = time.perf_counter()
 Path(sys.argv[3]).write_text(generated.files[0].text, encoding="utf-8")
@@ -137,24 +139,72 @@ def _own_metrics(prometheus: servers.Server, name: str, file: str) -> dict[str, 
 
 
 #: The alerts whose rules differ between the modes (one pair per source vs one pair in all);
-#: the other six rules are the same text in both modes.
+#: the other rules are the same text in both modes.
 THRESHOLD_ALERTS = frozenset({"DbtSourceFreshnessWarn", "DbtSourceFreshnessError"})
+#: The later-than-usual and SLO rules (recording rules and their alerts).
+HISTORY_ALERTS = frozenset({"DbtSourceLaterThanUsual", "DbtSourceFreshnessBudgetBurn"})
 
 
-def _rule_times(prometheus: servers.Server, file: str) -> tuple[float, float]:
-    """Last evaluation seconds of ``file``'s rules, summed: (threshold alerts, the others)."""
+def _rule_times(prometheus: servers.Server, file: str) -> tuple[float, float, float]:
+    """Last evaluation seconds of ``file``'s rules, summed: (threshold alerts, the other existing
+    rules, the later-than-usual and SLO rules)."""
     with urllib.request.urlopen(prometheus.url + "/api/v1/rules", timeout=120) as resp:
         groups = json.load(resp)["data"]["groups"]
-    threshold = shared = 0.0
+    threshold = shared = history = 0.0
     for group in groups:
         if not group["file"].endswith("/" + file):
             continue
         for rule in group["rules"]:
-            if rule.get("name") in THRESHOLD_ALERTS:
+            name = rule.get("name", "")
+            if name in THRESHOLD_ALERTS:
                 threshold += rule["evaluationTime"]
+            elif name in HISTORY_ALERTS or rule.get("type") == "recording":
+                history += rule["evaluationTime"]
             else:
                 shared += rule["evaluationTime"]
-    return threshold, shared
+    return threshold, shared, history
+
+
+def _deadline_rules(dynamic: Path, out: Path) -> None:
+    """The dynamic rules with Warn/Error as ``time() > deadline`` (same selectors, no join)."""
+    text = dynamic.read_text()
+    for kind in ("warn", "error"):
+        after = f"dbt_source_freshness_{kind}_after_seconds"
+        deadline = f"dbt_source_freshness_{kind}_deadline_timestamp_seconds"
+        start = text.index(
+            "expr: 'time() - dbt_source_max_loaded_at_timestamp_seconds", text.index(after) - 400
+        )
+        end = text.index("'\n", start)
+        selector = text[text.index("{", start) : text.index("}", start) + 1]
+        text = text[:start] + f"expr: 'time() > {deadline}{selector}" + text[end:]
+    out.write_text(text)
+
+
+def _push_deadlines(prometheus: servers.Server, gateway: servers.Server) -> int:
+    """Push the per-source deadline series (max_loaded_at + threshold, as the bridge computes
+    them for a source without a calendar) into the run's own gateway group."""
+    from dbt_prom_bridge.exposition import escape_label_value
+
+    lines: list[str] = []
+    groups: set[tuple[str, str]] = set()
+    for kind in ("warn", "error"):
+        name = f"dbt_source_freshness_{kind}_deadline_timestamp_seconds"
+        lines.append(f"# TYPE {name} gauge")
+        expr = (
+            "dbt_source_max_loaded_at_timestamp_seconds + on (project, target, source_name, table_name) "
+            f"group_left dbt_source_freshness_{kind}_after_seconds"
+        )
+        for item in _query(prometheus, expr):
+            labels = {k: v for k, v in item["metric"].items() if k not in ("job", "instance")}
+            groups.add((labels.pop("project"), labels.pop("target")))
+            inner = ",".join(f'{k}="{escape_label_value(v)}"' for k, v in sorted(labels.items()))
+            lines.append(f"{name}{{{inner}}} {item['value'][1]}")
+    ((project, target),) = groups
+    url = f"{gateway.url}/metrics/job/dbt_source_freshness/project/{project}/target/{target}"
+    body = ("\n".join(lines) + "\n").encode()
+    with urllib.request.urlopen(urllib.request.Request(url, data=body, method="POST"), timeout=120):
+        pass
+    return len(lines) - 2
 
 
 def _cpu_seconds(prometheus: servers.Server) -> float:
@@ -221,11 +271,20 @@ def _evaluation_cost(workdir: Path, manifest_dir: Path, results: int) -> dict[st
             lambda: (_scalar(prometheus, "count(dbt_source_has_data)") or 0) >= results,
             180,
         )
+        deadlines = _push_deadlines(prometheus, gateway)
+        servers.wait_for(
+            "the deadline series in Prometheus",
+            lambda: (
+                (_scalar(prometheus, "count(dbt_source_freshness_error_deadline_timestamp_seconds)") or 0)
+                >= deadlines // 2
+            ),
+            180,
+        )
         # Prometheus's CPU with no rules loaded over the same window: scrapes and our own
         # sampling requests, subtracted from each mode's CPU below.
         base_cpu = _cpu_per_second(prometheus, SAMPLES * EVAL_INTERVAL)
         out: dict[str, dict[str, float]] = {"baseline": {"cpu_per_s": base_cpu}}
-        for mode in MODES:
+        for mode in (*MODES, DEADLINE_MODE):
             for old in rules_dir.glob("*.yml"):
                 old.unlink()
             shutil.copy(workdir / f"{mode}.yml", rules_dir / f"{mode}.yml")
@@ -245,7 +304,7 @@ def _evaluation_cost(workdir: Path, manifest_dir: Path, results: int) -> dict[st
                 lambda: min(iterations().values(), default=0) >= WARMUP,  # noqa: B023 (called now)
                 600,
             )
-            sums, slowest, thresholds, shared = [], [], [], []
+            sums, slowest, thresholds, shared, history = [], [], [], [], []
             cpu_start, wall_start = _cpu_seconds(prometheus), time.monotonic()
             for _ in range(SAMPLES):
                 time.sleep(EVAL_INTERVAL)
@@ -253,9 +312,11 @@ def _evaluation_cost(workdir: Path, manifest_dir: Path, results: int) -> dict[st
                 sums.append(sum(last.values()))
                 slowest.append(max(last.values(), default=0.0))
                 if mode == "per-source":
-                    # The six shared rules are the project's own group ("dbt-freshness/<project>");
+                    # The shared rules are the project's own group ("dbt-freshness/<project>");
                     # the per-source groups ("dbt-freshness/<project>/<source>") hold Warn/Error.
-                    # (/api/v1/rules of 15k rules would itself slow the evaluations down.)
+                    # (/api/v1/rules of 15k rules would itself slow the evaluations down.) The
+                    # later-than-usual and SLO rules, in the project's group, are the same text
+                    # as in dynamic mode: their share is taken from there.
                     own = sum(v for g, v in last.items() if g.split(";", 1)[1].count("/") == 1)
                     shared.append(own)
                     thresholds.append(sum(last.values()) - own)
@@ -263,6 +324,7 @@ def _evaluation_cost(workdir: Path, manifest_dir: Path, results: int) -> dict[st
                     by_kind = _rule_times(prometheus, file)
                     thresholds.append(by_kind[0])
                     shared.append(by_kind[1])
+                    history.append(by_kind[2])
             cpu_per_s = (_cpu_seconds(prometheus) - cpu_start) / (time.monotonic() - wall_start)
             firing = _scalar(prometheus, "count(ALERTS)") or 0
             out[mode] = {
@@ -272,6 +334,7 @@ def _evaluation_cost(workdir: Path, manifest_dir: Path, results: int) -> dict[st
                 "max": statistics.median(slowest),
                 "threshold": statistics.median(thresholds),
                 "shared": statistics.median(shared),
+                "history": statistics.median(history) if history else float("nan"),
                 "groups": float(len(groups)),
                 "rules": rule_count,
                 "firing": firing,
@@ -320,6 +383,7 @@ def run() -> list[tuple[str, str]]:
             written = synthetic.write(workdir / "artifacts", EVAL_SOURCES, seed=1, shape=shape)
             for mode in MODES:
                 _generate(written.manifest, mode, workdir / f"{mode}.yml")
+            _deadline_rules(workdir / "dynamic.yml", workdir / f"{DEADLINE_MODE}.yml")
             cost = _evaluation_cost(workdir, written.manifest.parent, written.n_results)
             cost.pop("baseline")
             for mode, c in cost.items():
@@ -331,13 +395,39 @@ def run() -> list[tuple[str, str]]:
                         f"{c['firing']:,.0f} active alerts)",
                     )
                 )
-                figures.append(
-                    (
-                        "  of which: Warn/Error threshold rules / the 6 rules both modes share",
-                        f"{c['threshold'] * 1000:.1f} ms / {c['shared'] * 1000:.1f} ms",
+                if mode == "per-source":
+                    figures.append(
+                        (
+                            "  of which: Warn/Error threshold rules / the project's group (shared rules)",
+                            f"{c['threshold'] * 1000:.1f} ms / {c['shared'] * 1000:.1f} ms",
+                        )
                     )
+                else:
+                    figures.append(
+                        (
+                            "  of which: Warn/Error / other existing rules / later-than-usual + SLO rules",
+                            f"{c['threshold'] * 1000:.1f} ms / {c['shared'] * 1000:.1f} ms / "
+                            f"{c['history'] * 1000:.1f} ms",
+                        )
+                    )
+            per, dyn, dl = cost["per-source"], cost["dynamic"], cost[DEADLINE_MODE]
+            existing = {m: c["sum"] - cost["dynamic"]["history"] for m, c in cost.items()}
+            figures.append(
+                (
+                    f"  later-than-usual + SLO rules / the existing rules, {label}",
+                    f"{dyn['history'] * 1000:.1f} ms = {dyn['history'] / existing['per-source']:.1%} of "
+                    f"per-source, {dyn['history'] / existing['dynamic']:.0%} of dynamic",
                 )
-            per, dyn = cost["per-source"], cost["dynamic"]
+            )
+            figures.append(
+                (
+                    f"  Warn/Error as time() > deadline: threshold rules, join / deadline, {label}",
+                    f"{dyn['threshold'] * 1000:.1f} ms / {dl['threshold'] * 1000:.1f} ms; per-source / "
+                    f"dynamic-deadline (existing rules) "
+                    f"{existing['per-source'] / existing[DEADLINE_MODE]:.1f}x "
+                    f"(join: {existing['per-source'] / existing['dynamic']:.1f}x)",
+                )
+            )
             ratio = per["sum"] / dyn["sum"] if dyn["sum"] else float("inf")
             target = " (target >= 10x)" if label == datasets[0][0] else ""
             figures.append((f"evaluation cost per-source / dynamic, {label}{target}", f"{ratio:.1f}x"))

@@ -129,6 +129,36 @@ def _cli(*args: str) -> Measured:
     return measured
 
 
+def _one_source(project: Path, out: Path) -> Path:
+    """The project's artifacts as a `dbt source freshness --select` of its first source leaves
+    them: sources.json with that one result, checked a minute later; the full manifest."""
+    import shutil
+
+    out.mkdir(parents=True, exist_ok=True)
+    doc = json.loads((project / "sources.json").read_text())
+    doc["results"] = doc["results"][:1]
+    (out / "sources.json").write_text(json.dumps(doc))
+    shutil.copyfile(project / "manifest.json", out / "manifest.json")
+    _bump(out)
+    return out
+
+
+def _bump(artifacts: Path, by: float = 60.0) -> None:
+    """Move the artifact's times ``by`` seconds later (a newer check of the same sources)."""
+    import datetime as dt
+
+    def later(text: str) -> str:
+        stamp = dt.datetime.fromisoformat(text.replace("Z", "+00:00")) + dt.timedelta(seconds=by)
+        return stamp.isoformat().replace("+00:00", "Z" if text.endswith("Z") else "+00:00")
+
+    path = artifacts / "sources.json"
+    doc = json.loads(path.read_text())
+    doc["metadata"]["generated_at"] = later(doc["metadata"]["generated_at"])
+    for result in doc["results"]:
+        result["snapshotted_at"] = later(result["snapshotted_at"])
+    path.write_text(json.dumps(doc))
+
+
 def _series_held(prometheus_url: str) -> int:
     query = urllib.parse.urlencode({"query": 'count({job="dbt_source_freshness"})'})
     with urllib.request.urlopen(f"{prometheus_url}/api/v1/query?{query}", timeout=120) as resp:
@@ -148,7 +178,19 @@ def _servers_figures(n: int, project: Path, other: Path, work: Path) -> list[tup
         again = _cli("--gateway", gateway.url, "--timeout", "600s", "--force", *where, *spill)
         others = ["--project-dir", str(other), "--artifacts-dir", str(other)]
         small = _cli("--gateway", gateway.url, "--timeout", "600s", *others, *spill)
+        one = _one_source(project, work / "one")
+        at_one = ["--project-dir", str(project), "--artifacts-dir", str(one)]
+        same_host = _cli("--gateway", gateway.url, "--timeout", "600s", *at_one, *spill)
+        _bump(one)
+        other_host = _cli(
+            "--gateway", gateway.url, "--timeout", "600s", *at_one, "--spill-dir", str(work / "host-b")
+        )
         figures += [
+            (
+                f"{n:,} sources held: a 1-source push (dbt's own --select); same host / another host",
+                f"{same_host.wall:.2f} s, {same_host.rss_mb:.0f} MB / {other_host.wall:.2f} s, "
+                f"{other_host.rss_mb:.0f} MB",
+            ),
             (
                 f"{n:,} sources: push --gateway (empty gateway; first / replace with --force)",
                 f"{first.wall:.2f} s / {again.wall:.2f} s, peak RSS {max(first.rss_mb, again.rss_mb):.0f} MB",

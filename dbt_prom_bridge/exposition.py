@@ -26,6 +26,7 @@ from dbt_prom_bridge.model import (
     Status,
     Threshold,
 )
+from dbt_prom_bridge.nodes import MODEL_HELP
 
 STATUS = "dbt_source_freshness_status"
 MAX_LOADED_AT = "dbt_source_max_loaded_at_timestamp_seconds"
@@ -39,6 +40,8 @@ RUN_DURATION = "dbt_source_freshness_run_duration_seconds"
 RUN_SUCCESS = "dbt_source_freshness_run_success"
 SOURCES = "dbt_source_freshness_sources"
 BUILD_INFO = "dbt_prom_bridge_build_info"
+#: Written by the Pushgateway sink only: identifies the state a push wrote to its group.
+STATE_REVISION = "dbt_prom_bridge_state_revision"
 
 #: name -> help text, in exposition order. Rules, dashboards and docs import these names.
 HELP: Mapping[str, str] = {
@@ -56,6 +59,11 @@ HELP: Mapping[str, str] = {
     RUN_SUCCESS: "1 when dbt source freshness ran and produced results, 0 when dbt could not run.",
     SOURCES: "Number of sources in each freshness state in the last run.",
     BUILD_INFO: "dbt-prom-bridge and dbt versions that produced these metrics (always 1).",
+    STATE_REVISION: (
+        "Identifies the state dbt-prom-bridge last wrote to this Pushgateway group "
+        "(a random number that changes with every push; not a measurement)."
+    ),
+    **MODEL_HELP,
 }
 PER_SOURCE_METRICS: tuple[str, ...] = (
     STATUS,
@@ -156,7 +164,8 @@ def _rows(name: str, checks: Sequence[SourceCheck], values: Sequence[tuple[str, 
     if name == MAX_LOADED_AT:
         return [(v, c.max_loaded_at) for c, v in pairs if c.max_loaded_at is not None]
     if name == HAS_DATA:
-        return [(v, 0.0 if c.has_data is False else 1.0) for c, v in pairs]
+        # Unknown (not_run, runtime error: dbt never found out) is no sample, not 1.
+        return [(v, 1.0 if c.has_data else 0.0) for c, v in pairs if c.has_data is not None]
     if name == CHECKED_AT:
         return [(v, c.checked_at) for c, v in pairs if c.checked_at is not None]
     if name == WARN_AFTER:
@@ -169,15 +178,19 @@ def _rows(name: str, checks: Sequence[SourceCheck], values: Sequence[tuple[str, 
 
 
 def _run_families(run: FreshnessRun) -> list[Family]:
-    """The run-level families (``run_*``, ``sources``, ``build_info``) that have a value."""
+    """The run-level families (``run_*``, ``sources``, ``build_info``) that have a value.
+
+    After a failed run (``run_success`` 0) a destination keeps the last good run's time and
+    duration, and the counts of the sources it holds.
+    """
     run_values = (run.project, run.target)
     fams: list[Family] = []
-    if run.success and run.generated_at is not None:
+    if run.generated_at is not None:
         fams.append(Family(RUN_TIMESTAMP, RUN_LABELS, [(run_values, run.generated_at)]))
-    if run.success and run.elapsed is not None:
+    if run.elapsed is not None:
         fams.append(Family(RUN_DURATION, RUN_LABELS, [(run_values, run.elapsed)]))
     fams.append(Family(RUN_SUCCESS, RUN_LABELS, [(run_values, 1.0 if run.success else 0.0)]))
-    if run.success:
+    if run.success or run.checks:
         counts = run.counts()
         fams.append(
             Family(
@@ -349,3 +362,37 @@ def checks_from_series(
             meta_values=tuple(labels.get(k, "") for k in meta_labels),
         )
     return out
+
+
+def held_from_series(
+    series: Sequence[tuple[str, Mapping[str, str], float]],
+    project: str,
+    target: str,
+    meta_labels: Sequence[str],
+) -> FreshnessRun | None:
+    """What a destination holds for ``project``/``target``, rebuilt from its series (the
+    inverse of :func:`families`, as far as series carry it); None when it holds nothing."""
+    mine = [s for s in series if s[1].get("project", "") == project and s[1].get("target", "") == target]
+    if not any(name in PER_SOURCE_METRICS or name in _RUN_LEVEL for name, _l, _v in mine):
+        return None
+    checks = checks_from_series(mine, meta_labels)
+    run_level: dict[str, float] = {}
+    dbt_version = None
+    for name, labels, value in mine:
+        if name in _RUN_LEVEL:
+            run_level[name] = value
+            if name == BUILD_INFO:
+                dbt_version = labels.get("dbt_version") or None
+    return FreshnessRun(
+        project=project,
+        target=target,
+        checks=tuple(sorted(checks.values(), key=lambda c: (c.source_name, c.table_name, c.unique_id))),
+        generated_at=run_level.get(RUN_TIMESTAMP),
+        elapsed=run_level.get(RUN_DURATION),
+        success=run_level.get(RUN_SUCCESS, 1.0) == 1.0,
+        dbt_version=dbt_version,
+        meta_labels=tuple(meta_labels),
+    )
+
+
+_RUN_LEVEL: tuple[str, ...] = (RUN_TIMESTAMP, RUN_DURATION, RUN_SUCCESS, BUILD_INFO)

@@ -325,10 +325,18 @@ class FreshnessRun:
     invocation_id: str | None = None
     schema_version: str | None = None
     meta_labels: tuple[str, ...] = ()
-    #: True for a ``--select``/``--exclude`` run: it says nothing about sources it did not check.
+    #: True for a ``--select``/``--exclude`` run of dbt-prom's own (informational: every run,
+    #: whatever selected it, changes only the sources it checked; see :mod:`dbt_prom_bridge.state`).
     partial: bool = False
     warnings: tuple[str, ...] = ()
     error: str | None = None
+    #: Sources the manifest declares with freshness that this run did not check, as ``not_run``
+    #: placeholders (labels and thresholds from the manifest). A destination that holds a check of
+    #: one keeps it; one no run has checked becomes ``not_run``.
+    unchecked: tuple[SourceCheck, ...] = ()
+    #: True when the run knows every source the project declares (it had the manifest): held
+    #: sources it neither checked nor declares were removed from the project.
+    complete: bool = False
 
     def counts(self) -> dict[Status, int]:
         out = dict.fromkeys(STATUSES, 0)
@@ -336,8 +344,11 @@ class FreshnessRun:
             out[check.status] += 1
         return out
 
-    def tripped(self, fail_on: FailOn) -> list[SourceCheck]:
-        return [c for c in self.checks if fail_on.trips(c.status)]
+    def tripped(self, fail_on: FailOn, held: FreshnessRun | None = None) -> list[SourceCheck]:
+        """The sources that make ``--fail-on`` exit 1: those this run checked, and those no run
+        has checked (``not_run`` where the run landed, ``held``; else this run's unchecked)."""
+        never = [c for c in held.checks if c.status is Status.NOT_RUN] if held is not None else self.unchecked
+        return [c for c in (*self.checks, *never) if fail_on.trips(c.status)]
 
 
 def split_unique_id(unique_id: str) -> tuple[str, str, str]:
@@ -402,8 +413,11 @@ def build_run(
       (``identifier`` then defaults to the table name, ``database``/``schema`` stay empty).
     - Thresholds come from the result's criteria (what dbt evaluated); runtime errors carry
       none, so theirs come from the manifest.
-    - Without a selection, every manifest source with freshness configured and no result is
-      ``not_run`` (this is how runtime errors dropped from sources.json show up).
+    - Every manifest source with freshness configured and no result goes to ``unchecked`` as a
+      ``not_run`` placeholder, whatever selected the run (dbt-prom's flags, dbt's own
+      ``--select``): a destination keeps its held check of such a source
+      (:func:`dbt_prom_bridge.state.merge`). A check without ``snapshotted_at`` is dated by the
+      artifact's ``generated_at``.
     """
     if manifest is not None:
         check_same_project(artifact, manifest)
@@ -439,7 +453,7 @@ def build_run(
             status=result.status,
             max_loaded_at=result.max_loaded_at,
             has_data=result.has_data,
-            checked_at=result.snapshotted_at,
+            checked_at=result.snapshotted_at if result.snapshotted_at is not None else artifact.generated_at,
             warn_after=warn_after,
             error_after=error_after,
             duration=result.execution_time,
@@ -449,34 +463,38 @@ def build_run(
             age_seconds=result.age_seconds,
         )
 
-    if not context.partial:
-        for uid, sdef in defs.items():
-            if uid in checks or not sdef.has_freshness:
-                continue
-            meta_map = dict(sdef.meta)
-            checks[uid] = SourceCheck(
-                unique_id=uid,
-                source_name=sdef.source_name,
-                table_name=sdef.table_name,
-                database=sdef.database,
-                schema=sdef.schema,
-                identifier=sdef.identifier,
-                status=Status.NOT_RUN,
-                max_loaded_at=None,
-                has_data=None,
-                checked_at=None,
-                warn_after=sdef.warn_after,
-                error_after=sdef.error_after,
-                duration=None,
-                meta_values=tuple(meta_map.get(k, "") for k in meta_keys),
-                meta=sdef.meta,
-            )
+    unchecked: dict[str, SourceCheck] = {}
+    for uid, sdef in defs.items():
+        if uid in checks or not sdef.has_freshness:
+            continue
+        meta_map = dict(sdef.meta)
+        unchecked[uid] = SourceCheck(
+            unique_id=uid,
+            source_name=sdef.source_name,
+            table_name=sdef.table_name,
+            database=sdef.database,
+            schema=sdef.schema,
+            identifier=sdef.identifier,
+            status=Status.NOT_RUN,
+            max_loaded_at=None,
+            has_data=None,
+            checked_at=None,
+            warn_after=sdef.warn_after,
+            error_after=sdef.error_after,
+            duration=None,
+            meta_values=tuple(meta_map.get(k, "") for k in meta_keys),
+            meta=sdef.meta,
+        )
     if artifact.skipped_non_sources:
         warnings.append(
             f"{artifact.skipped_non_sources} non-source freshness result(s) (models) ignored: "
             "the metric contract covers sources"
         )
     ordered = _one_per_name(checks.values(), project, warnings)
+    checked = {c.key for c in ordered}
+    placeholders = tuple(
+        c for c in _one_per_name(unchecked.values(), project, warnings) if c.key not in checked
+    )
     if not ordered:
         warnings.append(
             "--select/--exclude matched no source with freshness configured: nothing was checked "
@@ -498,6 +516,8 @@ def build_run(
         meta_labels=meta_keys,
         partial=context.partial,
         warnings=tuple(warnings),
+        unchecked=placeholders,
+        complete=manifest is not None,
     )
 
 

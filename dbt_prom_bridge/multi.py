@@ -36,6 +36,7 @@ from dbt_prom_bridge.config import ArtifactOptions, DbtOptions, DeliveryOptions,
 from dbt_prom_bridge.errors import DbtPromError, ExitCode, UsageError
 from dbt_prom_bridge.exposition import PER_SOURCE_METRICS, RUN_METRICS, iter_families, iter_render
 from dbt_prom_bridge.model import FreshnessRun, validate_grouping_key, validate_meta_labels
+from dbt_prom_bridge.state import initial
 
 #: Keys an entry may have, and what each becomes.
 ENTRY_KEYS: tuple[str, ...] = (
@@ -207,6 +208,14 @@ class ProjectResult:
     error: DbtPromError | None = None
 
     @property
+    def held(self) -> FreshnessRun:
+        """What the (first) destination holds for this entry now (the run on an empty one)."""
+        if self.report is not None:
+            return self.report.run
+        assert self.run is not None
+        return initial(self.run)
+
+    @property
     def name(self) -> str:
         if self.run is not None and self.run.project:
             return f"{self.run.project}/{self.run.target}"
@@ -287,9 +296,7 @@ def _one(
         return ProjectResult(spec, run)
     mine = delivery_for(spec, delivery, spill_dir if spill_dir is not None else default_spill_dir(spec))
     try:
-        if spec.artifacts.no_run and not spec.artifacts.force and mine.gateway is not None:
-            api.check_not_already_pushed(run, mine.gateway)
-        report = api.deliver(run, mine)
+        report = api.deliver(run, mine, force=spec.artifacts.force)
     except DbtPromError as exc:
         return ProjectResult(spec, run, error=exc)
     return ProjectResult(spec, run, report)
@@ -299,9 +306,11 @@ def iter_text_many(runs: Sequence[FreshnessRun]) -> Iterator[str]:
     """One exposition for several runs: each family once, with the rows of every run (printing
     the runs one after the other would repeat ``# HELP``/``# TYPE``, which is invalid)."""
 
+    held = [initial(run) for run in runs]
+
     def pieces() -> Iterator[Any]:
         for name in (*PER_SOURCE_METRICS, *RUN_METRICS):
-            for run in runs:
+            for run in held:
                 yield from iter_families(run, (name,))
 
     return iter_render(pieces())

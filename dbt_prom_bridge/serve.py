@@ -24,7 +24,7 @@ import json
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
@@ -37,8 +37,9 @@ from prometheus_client.registry import Collector
 from dbt_prom_bridge import api
 from dbt_prom_bridge.config import ArtifactOptions, DbtOptions, RunOptions
 from dbt_prom_bridge.errors import DbtPromError, UsageError
-from dbt_prom_bridge.exposition import FAILURE_METRICS, PER_SOURCE_METRICS, Family, families
+from dbt_prom_bridge.exposition import Family, families
 from dbt_prom_bridge.model import FreshnessRun
+from dbt_prom_bridge.state import merge
 
 if TYPE_CHECKING:
     from dbt_prom_bridge.runner import DbtFreshnessRunner
@@ -139,7 +140,9 @@ class ExporterState:
     interval: float
     clock: Callable[[], float] = time.time
     last: Refresh | None = None
-    last_good: FreshnessRun | None = None
+    #: What the exporter holds: the newest check of every source over all refreshes
+    #: (:func:`dbt_prom_bridge.state.merge`), with the run-level values of the newest run.
+    held: FreshnessRun | None = None
     last_success_at: float | None = None
     successes: int = 0
     failures: int = 0
@@ -149,9 +152,9 @@ class ExporterState:
     def record(self, refresh: Refresh) -> None:
         with self.lock:
             self.last = refresh
+            if refresh.run is not None:
+                self.held = merge(self.held, refresh.run).state
             if refresh.ok:
-                assert refresh.run is not None
-                self.last_good = refresh.run
                 self.last_success_at = refresh.started_at + refresh.duration
                 self.successes += 1
             else:
@@ -159,23 +162,12 @@ class ExporterState:
             self.version += 1
 
     def contract_families(self) -> list[Family]:
-        """The metric-contract families to expose now."""
+        """The metric-contract families to expose now: what the exporter holds. A refresh that
+        could not read the artifacts (missing, stale, corrupt) changes nothing; one where dbt
+        could not run drops ``run_success`` to 0 and keeps every source's last values."""
         with self.lock:
-            last, good = self.last, self.last_good
-        if last is None:
-            return []
-        if last.ok and last.run is not None:
-            return families(last.run)
-        out: list[Family] = []
-        if good is not None:
-            out += families(good, only=PER_SOURCE_METRICS)
-        if last.run is not None and not last.run.success:
-            # dbt could not run: run_success 0 from this attempt, per-source series from the last good run.
-            out += families(last.run, only=FAILURE_METRICS)
-        elif good is not None:
-            # The artifacts could not be read (missing, stale, corrupt): keep the last good run.
-            out = families(good)
-        return out
+            held = self.held
+        return families(held) if held is not None else []
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         """(healthy, JSON body) for ``/healthz``."""
@@ -276,7 +268,15 @@ INDEX = b"""<html><head><title>dbt-prom serve</title></head><body>
 """
 
 
-def make_handler(cache: _PageCache, state: ExporterState) -> type[BaseHTTPRequestHandler]:
+#: ``POST`` routes: path -> handler of (body, headers) returning (HTTP status, JSON body).
+PostRoutes = Mapping[str, Callable[[bytes, Mapping[str, str]], tuple[int, dict[str, Any]]]]
+#: Largest ``POST`` body read.
+MAX_POST_BODY = 64 * 1024
+
+
+def make_handler(
+    cache: _PageCache, state: ExporterState, post: PostRoutes | None = None
+) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "dbt-prom-bridge"
         protocol_version = "HTTP/1.1"
@@ -314,6 +314,18 @@ def make_handler(cache: _PageCache, state: ExporterState) -> type[BaseHTTPReques
 
         do_HEAD = do_GET
 
+        def do_POST(self) -> None:
+            route = (post or {}).get(self.path.split("?", 1)[0])
+            raw_length = (self.headers.get("Content-Length") or "0").strip()
+            length = int(raw_length) if raw_length.isdigit() else MAX_POST_BODY + 1
+            if route is None:
+                self._send(404, b"not found\n", "text/plain; charset=utf-8", {"Connection": "close"})
+            elif length > MAX_POST_BODY:
+                self._send(413, b"body too large\n", "text/plain; charset=utf-8", {"Connection": "close"})
+            else:
+                status, doc = route(self.rfile.read(length), dict(self.headers.items()))
+                self._send(status, (json.dumps(doc, sort_keys=True) + "\n").encode(), "application/json")
+
     return Handler
 
 
@@ -328,6 +340,7 @@ class Exporter:
         log: Callable[[str], None] | None = None,
         clock: Callable[[], float] = time.time,
         debug: bool = False,
+        post: PostRoutes | None = None,
     ) -> None:
         if interval <= 0:
             raise UsageError("--interval must be positive")
@@ -341,7 +354,9 @@ class Exporter:
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(FreshnessCollector(self.state))
         self.stop = threading.Event()
-        handler = make_handler(_PageCache(self.registry, self.state), self.state)
+        #: Set to refresh now instead of at the end of the interval (a webhook event).
+        self.wake = threading.Event()
+        handler = make_handler(_PageCache(self.registry, self.state), self.state, post)
         host, port = listen
         try:
             self.server = ThreadingHTTPServer((host, port), handler)
@@ -395,9 +410,18 @@ class Exporter:
             while not self.stop.is_set():
                 t0 = time.monotonic()
                 self.refresh_once()
-                self.stop.wait(max(0.0, self.interval - (time.monotonic() - t0)))
+                self._pause(t0 + self.interval)
         finally:
             self.close()
+
+    def _pause(self, until: float) -> None:
+        """Wait until ``until`` (monotonic), :attr:`stop`, or :attr:`wake`, whichever comes first."""
+        while not self.stop.is_set() and not self.wake.is_set():
+            left = until - time.monotonic()
+            if left <= 0:
+                break
+            self.wake.wait(min(left, 0.5))
+        self.wake.clear()
 
     def close(self) -> None:
         self.stop.set()

@@ -5,10 +5,14 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dbt_prom_bridge.artifacts import human_duration
+from dbt_prom_bridge.codec import check_to_json
 from dbt_prom_bridge.model import STATUSES, FreshnessRun, SourceCheck, Status
+
+if TYPE_CHECKING:
+    from dbt_prom_bridge.sinks.base import Delivered
 
 _COLOURS = {
     Status.PASS: "\x1b[32m",
@@ -114,28 +118,48 @@ def as_dict(run: FreshnessRun, now: Callable[[], float] = time.time) -> dict[str
         "counts": {s.value: n for s, n in run.counts().items()},
         "error": run.error,
         "warnings": list(run.warnings),
-        "sources": [
-            {
-                "unique_id": c.unique_id,
-                "source_name": c.source_name,
-                "table_name": c.table_name,
-                "database": c.database,
-                "schema": c.schema,
-                "identifier": c.identifier,
-                "status": c.status.value,
-                "has_data": c.has_data,
-                "max_loaded_at": c.max_loaded_at,
-                "checked_at": c.checked_at,
-                "age_seconds": age_of(c, t),
-                "warn_after_seconds": c.warn_after.seconds if c.warn_after else None,
-                "error_after_seconds": c.error_after.seconds if c.error_after else None,
-                "meta": dict(zip(run.meta_labels, c.meta_values, strict=True)),
-                "error": c.error,
-            }
-            for c in run.checks
-        ],
+        "sources": [_source(c, run, t) for c in run.checks],
     }
+
+
+def _source(check: SourceCheck, run: FreshnessRun, now: float) -> dict[str, Any]:
+    """One source as JSON: the record's own encoding (:mod:`dbt_prom_bridge.codec`), with its age
+    now, thresholds in seconds, and its meta as an object."""
+    out = check_to_json(check)
+    out.pop("meta_values")
+    out["meta"] = (
+        dict(check.meta) if check.meta else dict(zip(run.meta_labels, check.meta_values, strict=True))
+    )
+    out["age_seconds"] = age_of(check, now)
+    out["warn_after_seconds"] = check.warn_after.seconds if check.warn_after else None
+    out["error_after_seconds"] = check.error_after.seconds if check.error_after else None
+    return out
 
 
 def as_json(run: FreshnessRun, now: Callable[[], float] = time.time) -> str:
     return json.dumps(as_dict(run, now), indent=2, sort_keys=True)
+
+
+def delivered_line(run: FreshnessRun, done: Delivered, of: str = "") -> str:
+    """One line on what a destination did with the run (``of``: whose run, when there are several)."""
+    whose = f" of {of}" if of else ""
+    if not run.success:
+        return (
+            f"pushed run_success 0 (dbt could not run){whose} to {done.url}; "
+            "every source keeps its last values"
+        )
+    merged = done.merged
+    if not done.pushed:
+        return (
+            f"nothing{whose} to push to {done.url}: it already holds the same or newer checks of all "
+            f"{len(merged.not_newer)} sources of this run"
+        )
+    parts = []
+    if merged.not_newer:
+        parts.append(f"{len(merged.not_newer)} not newer than held")
+    if merged.kept:
+        parts.append(f"{merged.kept} not in this run kept")
+    if merged.removed:
+        parts.append(f"{len(merged.removed)} no longer in the project dropped")
+    more = f" ({', '.join(parts)})" if parts else ""
+    return f"pushed {len(merged.updated)} sources{whose} to {done.url}{more}"

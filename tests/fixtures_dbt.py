@@ -267,10 +267,10 @@ class GatewayView:
         return out
 
     def labels(self, source: str) -> dict[str, str]:
-        """The labels of a source's ``has_data`` series, without the Pushgateway's own."""
-        for labels, _ in self.of("dbt_source_has_data"):
-            if f"{labels['source_name']}.{labels['table_name']}" == source:
-                return {k: v for k, v in labels.items() if k not in ("job", "instance")}
+        """The labels of a source's series (its current state), without the Pushgateway's own."""
+        for labels, value in self.of("dbt_source_freshness_status"):
+            if value == 1 and f"{labels['source_name']}.{labels['table_name']}" == source:
+                return {k: v for k, v in labels.items() if k not in ("job", "instance", "status")}
         raise KeyError(source)
 
     def run_value(self, name: str) -> float | None:

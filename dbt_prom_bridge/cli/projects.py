@@ -69,15 +69,14 @@ def push_projects(
             for message in run.warnings:
                 _line(f"warning: {result.name}: {message}")
         if result.report is not None and run is not None:
-            for where in result.report.destinations:
-                what = f"{len(run.checks)} sources" if run.success else "run_success 0 (dbt could not run)"
-                _line(f"pushed {what} of {result.name} to {where}")
+            for done in result.report.deliveries:
+                _line(summary.delivered_line(run, done, of=result.name))
         if run is not None and not run.success:
             _line(f"error: {result.name}: dbt could not run: {run.error or 'unknown error'}")
         if result.error is not None:
             _line(f"error: {result.name}: {result.error}")
         if run is not None and fmt != "json" and (run.checks or run.success):
-            click.echo(summary.table(run, colour=colour), err=True)
+            click.echo(summary.table(result.held, colour=colour), err=True)
 
     results = multi.run_all(specs, opts, delivery, spill_dir, on_event, on_result)
     runs = [r.run for r in results if r.run is not None and r.error is None]
@@ -85,8 +84,9 @@ def push_projects(
         for piece in multi.iter_text_many(runs):
             click.echo(piece, nl=False)
     elif fmt == "json":
-        click.echo(json.dumps([summary.as_dict(run) for run in runs], indent=2))
-    tripped = [(r, c) for r in results if r.run is not None for c in r.run.tripped(opts.fail_on)]
+        held = [r.held for r in results if r.run is not None and r.error is None]
+        click.echo(json.dumps([summary.as_dict(run) for run in held], indent=2))
+    tripped = [(r, c) for r in results if r.run is not None for c in r.run.tripped(opts.fail_on, r.held)]
     code = multi.exit_code(results, bool(tripped))
     if code is ExitCode.OK:
         return

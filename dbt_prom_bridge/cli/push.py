@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from dbt_prom_bridge import api, summary
-from dbt_prom_bridge.cli import EXIT_CODES_HELP
+from dbt_prom_bridge.cli import EXIT_CODES_HELP, cloud_options
 from dbt_prom_bridge.cli.options import (
     artifact_config,
     artifact_options,
@@ -42,6 +42,7 @@ from dbt_prom_bridge.exposition import iter_text
 from dbt_prom_bridge.model import FailOn, FreshnessRun
 from dbt_prom_bridge.sinks import textfile
 from dbt_prom_bridge.sinks.spill import RunSpilled
+from dbt_prom_bridge.state import initial
 
 
 def report(run: FreshnessRun, fmt: str) -> None:
@@ -52,11 +53,12 @@ def report(run: FreshnessRun, fmt: str) -> None:
         click.echo(summary.table(run, colour=wants_colour(sys.stderr)), err=True)
 
 
-def gate(run: FreshnessRun, fail_on: FailOn) -> None:
-    """Exit 3 when dbt could not run; exit 1 when a source reached ``--fail-on``."""
+def gate(run: FreshnessRun, held: FreshnessRun | None, fail_on: FailOn) -> None:
+    """Exit 3 when dbt could not run; exit 1 when a source this run checked (or one no run has
+    ever checked, ``not_run``) reached ``--fail-on``."""
     if not run.success:
         raise DbtRunError(f"dbt could not run: {run.error or 'unknown error'}")
-    tripped = run.tripped(fail_on)
+    tripped = run.tripped(fail_on, held)
     if tripped:
         names = ", ".join(f"{c.source_name}.{c.table_name} ({c.status.value})" for c in tripped[:5])
         more = f" and {len(tripped) - 5} more" if len(tripped) > 5 else ""
@@ -105,44 +107,40 @@ def delivery_config(
     return delivery
 
 
-def deliver(run: FreshnessRun, delivery: DeliveryOptions, art: ArtifactOptions, fmt: str) -> None:
-    """Deliver ``run`` and say where it went; a spilled run becomes a :class:`PushError` (exit 4)
-    naming the replay command, or, when dbt could not run, a warning before the exit-3 gate."""
-    if art.no_run and not art.force and delivery.gateway is not None:
-        api.check_not_already_pushed(run, delivery.gateway)
+def deliver(run: FreshnessRun, delivery: DeliveryOptions, art: ArtifactOptions, fmt: str) -> FreshnessRun:
+    """Deliver ``run`` and say where it went; returns what the (first) destination holds now.
+
+    A spilled run becomes a :class:`PushError` (exit 4) naming the replay command, or, when dbt
+    could not run, a warning before the exit-3 gate."""
     try:
-        result = api.deliver(run, delivery)
+        result = api.deliver(run, delivery, force=art.force)
     except RunSpilled as exc:
-        report(run, fmt)
+        report(initial(run), fmt)
         message = f"{exc}; replay it with: {replay_command(click.get_current_context(), exc.directory)}"
         if delivery.auto_replay:
             message += " (the next successful push replays it too)"
         if not run.success:
             warn(message)
-            gate(run, FailOn.NEVER)
+            gate(run, initial(run), FailOn.NEVER)
         raise PushError(message, status=exc.status) from None
-    if result.replayed is not None:
-        print_report(result.replayed, delivery.gateway.url if delivery.gateway else None, auto=True)
-    if result.replayed_remote is not None and delivery.remote_write is not None:
-        print_report(result.replayed_remote, delivery.remote_write.url, auto=True)
-    for where in result.destinations:
-        carried = f" ({result.carried_over} unselected sources kept)" if result.carried_over else ""
-        click.echo(f"dbt-prom: pushed {pushed_what(run)} to {where}{carried}", err=True)
-
-
-def pushed_what(run: FreshnessRun) -> str:
-    return f"{len(run.checks)} sources" if run.success else "run_success 0 (dbt could not run)"
+    for url, replayed in result.replayed.items():
+        print_report(replayed, url, auto=True)
+    for done in result.deliveries:
+        click.echo(f"dbt-prom: {summary.delivered_line(run, done)}", err=True)
+    return result.run
 
 
 @click.command("push", epilog=EXIT_CODES_HELP)
 @dbt_options
 @artifact_options
+@cloud_options.cloud_options()
 @gateway_options
 @remote_write_options
 @click.option(
     "--force",
     is_flag=True,
-    help="With --no-run, push even if the gateway already holds this run or a newer one.",
+    help="Let this run's checks replace what the destinations hold even when theirs are newer "
+    "(e.g. to undo a bad push); with --no-run, also push an artifact older than --max-artifact-age.",
 )
 @delivery_options
 @click.option(
@@ -161,10 +159,12 @@ def command(**kw: Any) -> None:
     """Run `dbt source freshness` in-process (or read its artifacts with --no-run) and push the
     per-source and run-level metrics to a Pushgateway.
 
-    Without --select/--exclude the group job/project/target is replaced; with them, only the
-    selected sources are updated. When dbt cannot run, run_success=0 is pushed and the last good
-    per-source series stay (exit 3).
+    Each source keeps the values of its newest check: a run (whatever selected its sources)
+    updates only the sources it checked, and only where its check is newer than what the gateway
+    holds. When dbt cannot run, run_success=0 is pushed and every source keeps its last values
+    (exit 3).
     """
+    cloud = cloud_options.cloud_config(kw)
     dbt = dbt_config(kw)
     art = artifact_config(kw)
     remote = remote_write_config(kw)
@@ -189,15 +189,19 @@ def command(**kw: Any) -> None:
         projects.push_projects(projects_file, dbt, art, opts, delivery, explicit_spill, fmt, colour)
         return
 
-    run = api.collect(dbt, art, opts, on_event=None if fmt == "json" else on_event)
+    if cloud is not None:
+        run = cloud_options.collect(cloud, dbt, art, opts)
+    else:
+        run = api.collect(dbt, art, opts, on_event=None if fmt == "json" else on_event)
     for message in run.warnings:
         warn(message)
     if dry_run:
-        for piece in iter_text(run):
+        held = initial(run)
+        for piece in iter_text(held):
             click.echo(piece, nl=False)
-        report(run, fmt)
-        gate(run, opts.fail_on)
+        report(held, fmt)
+        gate(run, held, opts.fail_on)
         return
-    deliver(run, delivery, art, fmt)
-    report(run, fmt)
-    gate(run, opts.fail_on)
+    held = deliver(run, delivery, art, fmt)
+    report(held, fmt)
+    gate(run, held, opts.fail_on)

@@ -89,10 +89,7 @@ def print_report(
     for entry in report.pushed:
         _line(f"replayed {entry.describe()} to {entry.destination.url}")
     for entry in report.superseded:
-        if entry.destination.kind == "remote_write":
-            _line(f"dropped {entry.describe()}: the remote-write endpoint holds newer samples")
-        else:
-            _line(f"dropped {entry.describe()}: the gateway already holds this run or newer data")
+        _line(f"dropped {entry.describe()}: its destination already holds the same or newer checks")
     for entry, reason in report.failed:
         _line(f"kept {entry.describe()}: {reason}")
     if auto:

@@ -242,7 +242,8 @@ def _nonempty(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 @duration_option(
     "--stale-after",
     default="2h",
-    help="DbtFreshnessBridgeStale fires when the last freshness run is older than this.",
+    help="DbtFreshnessBridgeStale fires when the last freshness run is older than this, "
+    "DbtSourceFreshnessNotChecked when a source's last check is this much older than the newest run.",
 )
 @click.option(
     "--job",
@@ -280,6 +281,30 @@ def _nonempty(ctx: click.Context, param: click.Parameter, value: str | None) -> 
     "are not re-scraped. Set it above the push interval and --stale-after.",
 )
 @click.option(
+    "--usual-factor",
+    type=float,
+    default=1.5,
+    show_default=True,
+    help="DbtSourceLaterThanUsual fires when a source's age exceeds this many times the largest age "
+    "it reached in --usual-window.",
+)
+@duration_option(
+    "--usual-window",
+    default="7d",
+    help="The history DbtSourceLaterThanUsual learns a source's usual age from (and needs before firing).",
+)
+@duration_option(
+    "--usual-floor", default="15m", help="DbtSourceLaterThanUsual never fires for ages under this."
+)
+@click.option(
+    "--slo",
+    type=float,
+    default=None,
+    metavar="OBJECTIVE",
+    help="Freshness objective (e.g. 0.99: within error_after 99 percent of the time) of every source without "
+    "meta dbt_prom.slo; adds DbtSourceFreshnessBudgetBurn. Default: only sources that declare one.",
+)
+@click.option(
     "--strict",
     is_flag=True,
     help="Exit 2 on a threshold that cannot become a rule (count <= 0, unknown period) instead of "
@@ -289,7 +314,8 @@ def command(**kw: Any) -> None:
     """Generate Prometheus alert rules from the freshness thresholds declared in dbt.
 
     Alerts: DbtSourceFreshnessWarn, DbtSourceFreshnessError, DbtSourceNoData,
-    DbtSourceFreshnessRuntimeError, DbtSourceFreshnessNotRun, DbtFreshnessRunFailed,
+    DbtSourceFreshnessRuntimeError, DbtSourceFreshnessNotRun, DbtSourceFreshnessNotChecked,
+    DbtSourceLaterThanUsual, DbtSourceFreshnessBudgetBurn, DbtFreshnessRunFailed,
     DbtFreshnessBridgeStale, DbtFreshnessPushFailing (runbooks: docs/alerts.md). Ages are
     computed in PromQL from the pushed max_loaded_at, so alerts fire even when pushes stop.
     Push with the same --meta-label keys. Output is deterministic: commit it and gate drift with
@@ -314,6 +340,10 @@ def command(**kw: Any) -> None:
         select=dbt.select,
         exclude=dbt.exclude,
         strict=kw["strict"],
+        usual_factor=kw["usual_factor"],
+        usual_window=kw["usual_window"],
+        usual_floor=kw["usual_floor"],
+        slo=kw["slo"],
     ).validated()
     outputs = rules.Outputs(
         out=kw["out"],

@@ -192,10 +192,10 @@ def command(**kw: Any) -> None:
             run = api.collect(dbt, art, opts, on_event=on_event)
         for message in run.warnings:
             warn(message)
-        deliver(run, delivery, art, "text")
-        report(run, "text")
+        held = deliver(run, delivery, art, "text")
+        report(held, "text")
         if code == 0:
-            gate(run, opts.fail_on)
+            gate(run, held, opts.fail_on)
         elif not run.success:
             warn(f"dbt could not run: {run.error or 'unknown error'}")
     except PushError as exc:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import signal
 import sys
+from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
 import click
 
-from dbt_prom_bridge.cli import EXIT_CODES_HELP
+from dbt_prom_bridge.cli import EXIT_CODES_HELP, cloud_options
 from dbt_prom_bridge.cli.options import (
     artifact_config,
     artifact_options,
@@ -20,6 +21,7 @@ from dbt_prom_bridge.cli.options import (
     meta_labels,
 )
 from dbt_prom_bridge.config import RunOptions
+from dbt_prom_bridge.model import FreshnessRun
 from dbt_prom_bridge.serve import DEFAULT_LISTEN, Exporter, Refresher, parse_listen
 
 
@@ -30,6 +32,7 @@ def log(line: str) -> None:
 @click.command("serve", epilog=EXIT_CODES_HELP)
 @dbt_options
 @artifact_options
+@cloud_options.cloud_options(run_flag=False)
 @duration_option(
     "--interval",
     default="5m",
@@ -56,16 +59,30 @@ def command(**kw: Any) -> None:
     When dbt cannot run, run_success drops to 0 and the last good per-source series stay.
     Stops cleanly on SIGTERM or Ctrl-C (after the refresh in progress).
     """
+    cloud = cloud_options.cloud_config(kw)
     dbt = dbt_config(kw)
     art = artifact_config(kw)
     opts = RunOptions(meta_labels=meta_labels(kw))
     listen = parse_listen(kw["listen"])
-    refresher = Refresher(dbt, art, opts, on_event=None)
+    refresher: Callable[[], FreshnessRun] = Refresher(dbt, art, opts, on_event=None)
+    if cloud is not None:
+        from dbt_prom_bridge.cloud import CloudRefresher
+
+        refresher = CloudRefresher(cloud, dbt, art, opts, log=log)
     debug = bool((click.get_current_context().find_root().obj or {}).get("debug"))
-    exporter = Exporter(refresher, kw["interval"], listen, log=log, debug=debug)
+    post = None
+    if cloud is not None:
+
+        def wake() -> None:  # the exporter exists by the time a webhook arrives
+            exporter.wake.set()
+
+        post = cloud_options.webhook_routes(cloud, refresher, wake, log)
+    exporter = Exporter(refresher, kw["interval"], listen, log=log, debug=debug, post=post)
     host, port = exporter.address
     shown = f"[{host}]" if ":" in host else host
     mode = "re-reading artifacts" if art.no_run else "running dbt source freshness"
+    if cloud is not None:
+        mode = f"polling dbt Cloud job {cloud.job_id}"
     log(f"listening on http://{shown}:{port}/metrics ({mode} every {kw['interval']:g}s)")
 
     def stop(signum: int, _frame: FrameType | None) -> None:

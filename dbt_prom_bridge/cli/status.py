@@ -26,6 +26,7 @@ from dbt_prom_bridge.cli.options import (
 from dbt_prom_bridge.cli.push import gate
 from dbt_prom_bridge.config import ArtifactOptions, RunOptions
 from dbt_prom_bridge.model import FailOn, FreshnessRun
+from dbt_prom_bridge.state import initial
 
 
 def header(run: FreshnessRun, now: float) -> str:
@@ -82,9 +83,10 @@ def command(**kw: Any) -> None:
     run = api.load_run(dbt, art, opts, now=lambda: now)
     for message in run.warnings:
         warn(message)
+    shown = initial(run)
     if kw["fmt"] == "json":
-        click.echo(summary.as_json(run, now=lambda: now))
+        click.echo(summary.as_json(shown, now=lambda: now))
     else:
         click.echo(header(run, now))
-        click.echo(summary.table(run, colour=wants_colour(sys.stdout), now=lambda: now))
-    gate(run, opts.fail_on)
+        click.echo(summary.table(shown, colour=wants_colour(sys.stdout), now=lambda: now))
+    gate(run, None, opts.fail_on)

@@ -17,12 +17,15 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from typing import BinaryIO, TypeVar
 
 from dbt_prom_bridge.config import HttpAuth, Secret
 from dbt_prom_bridge.errors import PushError, UsageError
 from dbt_prom_bridge.redact import Scrubber, redact_url, split_userinfo
 
 __all__ = ["DeliveryError", "HttpClient", "HttpFailure", "Response", "redact_url", "split_credentials"]
+
+_T = TypeVar("_T")
 
 USER_AGENT = "dbt-prom-bridge"
 #: Longest wait between two attempts, whatever ``backoff`` and the attempt number say.
@@ -187,15 +190,17 @@ class HttpClient:
         path: str,
         body: bytes | bytearray | None = None,
         headers: Mapping[str, str] | None = None,
+        read: Callable[[BinaryIO], bytes] | None = None,
     ) -> Response:
-        """One attempt; raises :class:`HttpFailure` (retryable or not)."""
+        """One attempt; raises :class:`HttpFailure` (retryable or not). ``read`` consumes the
+        answer's stream (default: read it whole)."""
         request = urllib.request.Request(
             self.url_for(path), data=body, method=method, headers=self._headers(headers or {})
         )
         where = self.display_url
         try:
             with self._opener.open(request, timeout=self.timeout) as resp:
-                return Response(resp.status, resp.read())
+                return Response(resp.status, read(resp) if read is not None else resp.read())
         except urllib.error.HTTPError as exc:
             status = exc.code
             try:
@@ -280,6 +285,7 @@ class HttpClient:
         path: str,
         body: bytes | bytearray | None = None,
         headers: Mapping[str, str] | None = None,
+        read: Callable[[BinaryIO], bytes] | None = None,
     ) -> Response:
         """:meth:`once` with up to ``retries`` retries and exponential backoff on retryable failures.
 
@@ -289,7 +295,7 @@ class HttpClient:
         attempt = 0
         while True:
             try:
-                return self.once(method, path, body, headers)
+                return self.once(method, path, body, headers, read)
             except HttpFailure as failure:
                 if not failure.retryable or attempt >= self.retries:
                     tries = f" after {attempt + 1} attempts" if attempt else ""
@@ -298,3 +304,15 @@ class HttpClient:
                     ) from None
                 self._sleep(self.wait_before(attempt))
                 attempt += 1
+
+    def fetch(self, path: str, read: Callable[[BinaryIO], _T]) -> _T:
+        """``GET path`` (with :meth:`request`'s retries), its answer consumed as a stream by ``read``
+        (a big answer is never held whole)."""
+        found: list[_T] = []
+
+        def keep(stream: BinaryIO) -> bytes:
+            found.append(read(stream))
+            return b""
+
+        self.request("GET", path, read=keep)
+        return found[-1]

@@ -1,53 +1,66 @@
-"""Pushgateway sink.
+"""Pushgateway sink: newest-wins per source in one group per job + project + target.
 
 Grouping: one group per ``job`` + ``project`` + ``target`` (+ ``--grouping-key`` labels), so
-projects and targets never overwrite each other.
+projects and targets never overwrite each other. A Pushgateway can only replace a whole group
+(PUT), so every push is a read-merge-write of the group (:func:`dbt_prom_bridge.state.merge`):
+the gateway ends holding, for every source, the newest check of it; a run changes only the
+sources it checked; a run with nothing newer pushes nothing.
 
-- A full run replaces its group (HTTP PUT): sources removed from the project disappear.
-- A partial run (``--select``/``--exclude``) reads the group first and carries over the
-  sources it did not check, then replaces the group with the union (so a selection never
-  erases other sources' series).
-- A run where dbt could not run POSTs only ``run_success`` (0) and ``build_info``: POST
-  replaces just those families, so the last good per-source series stay.
-- :meth:`Pushgateway.replay` delivers a spilled run later without ever replacing newer data: a
-  run newer than the group's ``run_timestamp`` is pushed as above; an older one only updates
-  the sources whose held values are older than its own (per-source ``checked_timestamp``),
-  keeping the group's run-level series; when nothing of it is newer it is superseded.
+Reading the group cheaply. The gateway has no per-group read (``/api/v1/metrics`` and ``/metrics``
+return every group: 240 MB of JSON with 100,000 sources held). So each push also writes a
+``dbt_prom_bridge_state_revision`` series (a random number) into the group, and keeps what it
+wrote in a local state cache (:mod:`dbt_prom_bridge.sinks.statecache`) beside the spill files.
+Before the next push it reads only the revisions from the gateway's ``/metrics`` text (families
+come sorted by name, and ``dbt_prom_bridge_*`` comes before ``dbt_source_*``, so the read stops
+early): when the group's revision is the cached one, the cache *is* the group. Otherwise (another
+host pushed, the cache is gone, the gateway restarted) it reads the group's series from the
+``/metrics`` stream, keeping only this group's lines, and joins them with the cache (newest check
+of each source wins, so a gateway that lost its groups gets them back).
+
+Concurrency. Pushes of one host to one group hold a lock in the state directory around the
+read-merge-write. After writing, the revision is read back; if another host wrote in between, the
+push merges again on top of what that host wrote (at most :data:`ROUNDS` times).
 """
 
 from __future__ import annotations
 
 import base64
-import json
 import re
+import secrets
+import time
 import urllib.parse
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import BinaryIO
 
+from dbt_prom_bridge import state
 from dbt_prom_bridge.config import GatewayConfig
-from dbt_prom_bridge.errors import PushError
 from dbt_prom_bridge.exposition import (
     BUILD_INFO,
-    FAILURE_METRICS,
+    HELP,
     PER_SOURCE_METRICS,
     RUN_DURATION,
     RUN_SUCCESS,
     RUN_TIMESTAMP,
-    SOURCES,
-    Family,
-    checks_from_series,
-    families,
-    render,
-    render_bytes,
-    render_families,
+    STATE_REVISION,
+    escape_label_value,
+    format_value,
+    held_from_series,
+    iter_text,
 )
-from dbt_prom_bridge.model import RUN_LABELS, FreshnessRun, SourceCheck, validate_grouping_key
+from dbt_prom_bridge.model import SOURCE_LABELS, FreshnessRun, validate_grouping_key
+from dbt_prom_bridge.redact import redact_url
+from dbt_prom_bridge.sinks.base import Delivered
 from dbt_prom_bridge.sinks.http import HttpClient
-from dbt_prom_bridge.sinks.spill import group_lock
+from dbt_prom_bridge.sinks.spill import Destination, group_lock
+from dbt_prom_bridge.sinks.statecache import StateCache
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+KIND = "pushgateway"
+#: Read-merge-write rounds when another host keeps writing the same group in between.
+ROUNDS = 3
+_CHUNK = 1 << 16
 
 
 def grouping_labels(run: FreshnessRun, gateway: GatewayConfig) -> tuple[tuple[str, str], ...]:
@@ -76,215 +89,238 @@ def group_path(job: str, labels: Sequence[tuple[str, str]]) -> str:
     return path
 
 
-@dataclass(frozen=True)
-class PushOutcome:
-    """What the gateway now holds for the group, and how it got there."""
+# -- reading the gateway's /metrics text -------------------------------------------------------
 
-    method: str
-    url: str
-    run: FreshnessRun
-    carried_over: int = 0
+_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)\{(.*)\}\s+(\S+)(?:\s+-?\d+)?$")
+_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"\s*,?\s*')
+_UNESCAPE = re.compile(r"\\(.)")
+
+
+def _unescape(value: str) -> str:
+    if "\\" not in value:
+        return value
+    return _UNESCAPE.sub(lambda m: "\n" if m.group(1) == "n" else m.group(1), value)
+
+
+def parse_sample(line: str) -> tuple[str, dict[str, str], float] | None:
+    """``(name, labels, value)`` of one exposition sample line with labels; None if it is not one."""
+    match = _SAMPLE.match(line)
+    if match is None:
+        return None
+    name, body, raw = match.groups()
+    labels: dict[str, str] = {}
+    pos = 0
+    while pos < len(body):
+        label = _LABEL.match(body, pos)
+        if label is None:
+            return None
+        labels[label.group(1)] = _unescape(label.group(2))
+        pos = label.end()
+    try:
+        return name, labels, float(raw)
+    except ValueError:
+        return None
+
+
+def iter_lines(stream: BinaryIO) -> Iterator[bytes]:
+    """Lines of a response body, read in chunks (the body of a big gateway is never held whole)."""
+    rest = b""
+    while True:
+        chunk = stream.read(_CHUNK)
+        if not chunk:
+            break
+        rest += chunk
+        *lines, rest = rest.split(b"\n")
+        yield from lines
+    if rest:
+        yield rest
+
+
+def _family_of(line: bytes) -> bytes:
+    if line.startswith(b"# "):
+        parts = line.split(b" ", 3)
+        return parts[2] if len(parts) > 2 else b""
+    end = len(line)
+    for sep in (b"{", b" "):
+        at = line.find(sep)
+        if 0 <= at < end:
+            end = at
+    return line[:end]
+
+
+def _wanted(labels: Mapping[str, str], group: Mapping[str, str], allowed: frozenset[str]) -> bool:
+    """A series of exactly this group: its labels match, and it has no label another grouping
+    key would add (a group with one more grouping label is another group)."""
+    for key, value in group.items():
+        if labels.get(key) != value:
+            return False
+    return all(k in group or k in allowed for k in labels)
+
+
+def read_revision(stream: BinaryIO, group: Mapping[str, str]) -> float | None:
+    """The ``dbt_prom_bridge_state_revision`` of ``group`` in a ``/metrics`` stream; stops reading
+    once past that family (families come sorted by name)."""
+    name = STATE_REVISION.encode()
+    seen = False
+    for line in iter_lines(stream):
+        family = _family_of(line)
+        if family == name:
+            seen = True
+            if line.startswith(b"#"):
+                continue
+            sample = parse_sample(line.decode("utf-8", "replace"))
+            if sample is not None and _wanted(sample[1], group, frozenset(("instance",))):
+                return sample[2]
+        elif seen or (family and family > name and not line.startswith(b"#")):
+            return None
+    return None
+
+
+_RUN_LEVEL = (RUN_TIMESTAMP, RUN_DURATION, RUN_SUCCESS, BUILD_INFO)
+
+
+def read_group(
+    stream: BinaryIO, group: Mapping[str, str], run: FreshnessRun
+) -> tuple[FreshnessRun | None, float | None]:
+    """What ``group`` holds in a ``/metrics`` stream, as a held state (None when it holds no
+    dbt-prom data), and its revision. Only this group's lines are parsed."""
+    names = {n.encode() for n in (*PER_SOURCE_METRICS, *_RUN_LEVEL, STATE_REVISION)}
+    needles = [f'{k}="{escape_label_value(v)}"'.encode() for k, v in group.items()]
+    allowed = frozenset(("instance", "status", "version", "dbt_version", *SOURCE_LABELS, *run.meta_labels))
+    series: list[tuple[str, dict[str, str], float]] = []
+    revision = None
+    for line in iter_lines(stream):
+        if line.startswith(b"#") or _family_of(line) not in names:
+            continue
+        if not all(n in line for n in needles):
+            continue
+        sample = parse_sample(line.decode("utf-8", "replace"))
+        if sample is None or not _wanted(sample[1], group, allowed):
+            continue
+        if sample[0] == STATE_REVISION:
+            revision = sample[2]
+        else:
+            series.append(sample)
+    return held_from_series(series, run.project, run.target, run.meta_labels), revision
+
+
+# -- the sink ----------------------------------------------------------------------------------
+
+
+def new_revision() -> float:
+    """A random revision, exactly representable as a float (53 bits)."""
+    return float(secrets.randbits(52) | (1 << 52))
 
 
 class Pushgateway:
     """A Pushgateway reached through :class:`HttpClient` (auth, TLS, retries)."""
 
-    def __init__(self, gateway: GatewayConfig, client: HttpClient | None = None) -> None:
+    kind = KIND
+
+    def __init__(
+        self,
+        gateway: GatewayConfig,
+        client: HttpClient | None = None,
+        state_dir: Path | None = None,
+        now: Callable[[], float] = time.time,
+    ) -> None:
         self.config = gateway
         self.client = client or HttpClient(
             gateway.url, gateway.auth, gateway.timeout, gateway.retries, gateway.backoff
         )
+        self.state_dir = state_dir
+        self.now = now
 
-    def groups(self) -> list[Mapping[str, Any]]:
-        """Every group the gateway holds (``GET /api/v1/metrics``)."""
-        resp = self.client.request("GET", "/api/v1/metrics")
-        try:
-            doc = json.loads(resp.body)
-        except ValueError:
-            raise PushError(
-                f"{self.client.display_url} answered /api/v1/metrics with non-JSON; is it a Pushgateway?"
-            ) from None
-        data = doc.get("data") if isinstance(doc, Mapping) else None
-        return [g for g in data if isinstance(g, Mapping)] if isinstance(data, list) else []
+    def labels(self, run: FreshnessRun) -> tuple[tuple[str, str], ...]:
+        return grouping_labels(run, self.config)
 
-    def group(self, labels: Sequence[tuple[str, str]]) -> Mapping[str, Any] | None:
-        want = {"job": self.config.job, **dict(labels)}
-        for group in self.groups():
-            have = group.get("labels")
-            if isinstance(have, Mapping) and dict(have) == want:
-                return group
-        return None
+    def destination(self, run: FreshnessRun) -> Destination:
+        """Where ``run`` goes (for spill files: no credentials)."""
+        return Destination(
+            kind=KIND, url=redact_url(self.config.url), job=self.config.job, grouping_key=self.labels(run)
+        )
 
-    def run_timestamp(self, labels: Sequence[tuple[str, str]]) -> float | None:
-        """The ``run_timestamp_seconds`` the group holds (None when absent).
+    def for_destination(self, destination: Destination) -> Pushgateway:
+        """This gateway, pushing to ``destination``'s job and grouping key (replay)."""
+        extra = tuple((k, v) for k, v in destination.grouping_key if k not in ("project", "target"))
+        config = replace(self.config, job=destination.job or self.config.job, grouping_key=extra)
+        return Pushgateway(config, self.client, self.state_dir, self.now)
 
-        Found in the gateway's ``/metrics`` text by its metric name, rather than by decoding every
-        group from ``/api/v1/metrics`` (with 100,000 sources held that JSON is 240 MB and takes
-        14 s and over 1 GB to decode; the text scan keeps only the matching lines).
-        """
-        body = self.client.request("GET", "/metrics").body
-        return held_run_timestamp(body, {"job": self.config.job, **dict(labels)})
+    def _group(self, run: FreshnessRun) -> dict[str, str]:
+        return {"job": self.config.job, **dict(self.labels(run))}
 
-    def push(self, run: FreshnessRun, lock_dir: Path | None = None) -> PushOutcome:
-        """Push ``run``. With ``lock_dir``, a partial run's read-merge-write holds a lock there, so
-        two selected runs of this host for the same group never lose each other's update."""
-        labels = grouping_labels(run, self.config)
+    def revision(self, run: FreshnessRun) -> float | None:
+        """The state revision the gateway holds for ``run``'s group (None: none)."""
+        group = self._group(run)
+        return self.client.fetch("/metrics", lambda s: read_revision(s, group))
+
+    def held(self, run: FreshnessRun) -> tuple[FreshnessRun | None, float | None]:
+        """What the gateway holds for ``run``'s group, read from its ``/metrics`` stream."""
+        group = self._group(run)
+        return self.client.fetch("/metrics", lambda s: read_group(s, group, run))
+
+    def same_endpoint(self, destination: Destination) -> bool:
+        return destination.kind == KIND and destination.url.rstrip("/") == (
+            redact_url(self.config.url.strip()).rstrip("/")
+        )
+
+    def push(self, run: FreshnessRun, force: bool = False) -> Delivered:
+        """Merge ``run`` into the group (newest check of each source wins) and write it."""
+        labels = self.labels(run)
         path = group_path(self.config.job, labels)
         url = self.client.display_url + path
-        headers = {"Content-Type": CONTENT_TYPE}
-        if not run.success:
-            body = render(run, only=FAILURE_METRICS).encode()
-            self.client.request("POST", path, body, headers)
-            return PushOutcome("POST", url, run)
-        carried = 0
-        with group_lock(lock_dir if run.partial else None, url):
-            if run.partial:
-                run, carried = self._merge(run, labels)
-            self.client.request("PUT", path, render_bytes(run), headers)
-        return PushOutcome("PUT", url, run, carried)
+        cache = StateCache.for_group(self.state_dir, self.client.display_url, self.config.job, labels)
+        with group_lock(self.state_dir, url):
+            for _round in range(ROUNDS):
+                outcome, revision = self._round(run, path, url, cache, force)
+                # Another revision than ours: another host wrote in between; merge on top of it.
+                if not outcome.pushed or self.revision(run) in (revision, None):
+                    break
+            return outcome
 
-    def _merge(self, run: FreshnessRun, labels: Sequence[tuple[str, str]]) -> tuple[FreshnessRun, int]:
-        group = self.group(labels)
-        if group is None:
-            return run, 0
-        return carry_over(run, group)
-
-    def replay(self, run: FreshnessRun, when: float, lock_dir: Path | None = None) -> PushOutcome | None:
-        """Deliver a spilled ``run`` whose time is ``when``, never replacing newer data.
-
-        Returns None when the group already holds this run or newer data for all its sources
-        (superseded: nothing pushed). ``lock_dir`` as in :meth:`push`.
-        """
-        labels = grouping_labels(run, self.config)
-        url = self.client.display_url + group_path(self.config.job, labels)
-        with group_lock(lock_dir, url):
-            return self._replay(run, when, labels)
-
-    def _replay(
-        self, run: FreshnessRun, when: float, labels: Sequence[tuple[str, str]]
-    ) -> PushOutcome | None:
-        path = group_path(self.config.job, labels)
-        url = self.client.display_url + path
-        headers = {"Content-Type": CONTENT_TYPE}
-        group = self.group(labels)
-        held_ts = group_run_timestamp(group) if group is not None else None
-        if not run.success:
-            if held_ts is not None and held_ts >= when:
-                return None
-            self.client.request("POST", path, render(run, only=FAILURE_METRICS).encode(), headers)
-            return PushOutcome("POST", url, run)
-        if group is None or held_ts is None or when > held_ts:
-            carried = 0
-            if run.partial and group is not None:
-                run, carried = carry_over(run, group)
-            self.client.request("PUT", path, render_bytes(run), headers)
-            return PushOutcome("PUT", url, run, carried)
-        merged = merge_older(run, group, held_ts, when)
-        if merged is None:
-            return None
-        body, merged_run, kept = merged
-        self.client.request("PUT", path, body.encode(), headers)
-        return PushOutcome("PUT", url, merged_run, kept)
+    def _round(
+        self, run: FreshnessRun, path: str, url: str, cache: StateCache | None, force: bool
+    ) -> tuple[Delivered, float | None]:
+        marker = self.revision(run)
+        cached = cache.load() if cache is not None else None
+        held: FreshnessRun | None
+        if cached is not None and marker is not None and cached.revision == marker:
+            held, unknown = cached.state, False
+        else:
+            from_gateway, marker = self.held(run)
+            if cached is None:
+                held, unknown = from_gateway, False
+            else:
+                # The cache may know checks the gateway lost (restarted without persistence).
+                held, unknown = state.join([cached.state, from_gateway]), True
+        merged = state.merge(held, run, force=force, now=self.now())
+        if not merged.changed and not unknown and marker is not None:
+            if cache is not None and (cached is None or cached.revision != marker):
+                cache.save(marker, merged.state)
+            return Delivered(url, merged.state, merged, pushed=False), None
+        revision = new_revision()
+        body = bytearray()
+        for piece in iter_text(merged.state):
+            body += piece.encode()
+        body += render_revision(revision).encode()
+        self.client.request("PUT", path, body, {"Content-Type": CONTENT_TYPE})
+        del body
+        if cache is not None:
+            cache.save(revision, merged.state)
+        return Delivered(url, merged.state, merged), revision
 
     def delete(self, run: FreshnessRun) -> None:
-        self.client.request("DELETE", group_path(self.config.job, grouping_labels(run, self.config)))
+        """Remove the group and this host's cached state of it (the explicit way to drop series)."""
+        labels = self.labels(run)
+        self.client.request("DELETE", group_path(self.config.job, labels))
+        cache = StateCache.for_group(self.state_dir, self.client.display_url, self.config.job, labels)
+        if cache is not None:
+            cache.clear()
 
 
-def group_series(
-    group: Mapping[str, Any], names: Sequence[str] | None = None
-) -> Iterator[tuple[str, dict[str, str], float]]:
-    """``(name, labels, value)`` for the metric families of one ``/api/v1/metrics`` group."""
-    for name, fam in group.items():
-        if names is not None and name not in names:
-            continue
-        if not isinstance(fam, Mapping) or not isinstance(fam.get("metrics"), list):
-            continue
-        for metric in fam["metrics"]:
-            try:
-                value = float(metric["value"])
-                labels = {str(k): str(v) for k, v in metric.get("labels", {}).items()}
-            except (KeyError, TypeError, ValueError):
-                continue
-            yield name, labels, value
-
-
-def held_run_timestamp(text: bytes, group: Mapping[str, str]) -> float | None:
-    """The ``run_timestamp_seconds`` of the group with exactly these labels in a gateway's
-    ``/metrics`` text (its series carry the grouping labels, and ``instance=""``)."""
-    from prometheus_client.parser import text_string_to_metric_families
-
-    pattern = re.compile(rb"^" + re.escape(RUN_TIMESTAMP.encode()) + rb"\{[^\n]*$", re.MULTILINE)
-    for match in pattern.finditer(text):
-        line = match.group(0).decode("utf-8", "replace")
-        for fam in text_string_to_metric_families(line + "\n"):
-            for sample in fam.samples:
-                labels = {k: v for k, v in sample.labels.items() if not (k == "instance" and v == "")}
-                if labels == group:
-                    return float(sample.value)
-    return None
-
-
-def group_run_timestamp(group: Mapping[str, Any]) -> float | None:
-    for _name, _labels, value in group_series(group, (RUN_TIMESTAMP,)):
-        return value
-    return None
-
-
-def carry_over(run: FreshnessRun, group: Mapping[str, Any]) -> tuple[FreshnessRun, int]:
-    """A partial ``run`` plus the sources ``group`` holds that it did not check."""
-    held = checks_from_series(group_series(group), run.meta_labels)
-    fresh = {(c.source_name, c.table_name) for c in run.checks}
-    kept = [c for key, c in held.items() if (key[2], key[3]) not in fresh]
-    merged = tuple(sorted((*run.checks, *kept), key=_order))
-    return replace(run, checks=merged), len(kept)
-
-
-def _order(check: SourceCheck) -> tuple[str, str, str]:
-    return (check.source_name, check.table_name, check.unique_id)
-
-
-#: Label names of the run-level series, as pushed (the gateway adds job/instance/grouping labels).
-_RUN_LEVEL: Mapping[str, tuple[str, ...]] = {
-    RUN_TIMESTAMP: RUN_LABELS,
-    RUN_DURATION: RUN_LABELS,
-    RUN_SUCCESS: RUN_LABELS,
-    BUILD_INFO: (*RUN_LABELS, "version", "dbt_version"),
-}
-
-
-def merge_older(
-    run: FreshnessRun, group: Mapping[str, Any], held_ts: float, when: float
-) -> tuple[str, FreshnessRun, int] | None:
-    """Merge a run that is not newer than the group's run (``when <= held_ts``).
-
-    Only sources the group holds with an *older* check than ``run``'s are updated (a source's
-    time is its ``checked_timestamp``, else the run's time); sources the group does not hold are
-    not brought back (the newer run did not have them); the run-level series stay the group's.
-    Returns ``(exposition text, merged run, sources kept from the group)``, or None when
-    nothing in ``run`` is newer.
-    """
-    held = {(k[2], k[3]): c for k, c in checks_from_series(group_series(group), run.meta_labels).items()}
-    merged = dict(held)
-    updated = 0
-    for check in run.checks:
-        mine = held.get(check.key)
-        if mine is None:
-            continue
-        held_time = mine.checked_at if mine.checked_at is not None else held_ts
-        run_time = check.checked_at if check.checked_at is not None else when
-        if run_time > held_time:
-            merged[check.key] = check
-            updated += 1
-    if not updated:
-        return None
-    merged_run = replace(run, checks=tuple(sorted(merged.values(), key=_order)), partial=True)
-    per_source = families(merged_run, only=(*PER_SOURCE_METRICS, SOURCES))
-    run_level: list[Family] = []
-    for name, label_names in _RUN_LEVEL.items():
-        rows = [
-            (tuple(labels.get(n, "") for n in label_names), value)
-            for _n, labels, value in group_series(group, (name,))
-        ]
-        if rows:
-            run_level.append(Family(name, label_names, rows))
-    return render_families([*per_source, *run_level]), merged_run, len(merged) - updated
+def render_revision(revision: float) -> str:
+    """The revision series (grouping labels come from the push URL)."""
+    return (
+        f"# HELP {STATE_REVISION} {HELP[STATE_REVISION]}\n# TYPE {STATE_REVISION} gauge\n"
+        f"{STATE_REVISION} {format_value(revision)}\n"
+    )

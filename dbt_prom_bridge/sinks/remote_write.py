@@ -13,21 +13,20 @@ gateway gives pushed series ``instance=""``, which Prometheus stores as no label
 name (byte order, so ``__name__`` comes first unless a ``--meta-label`` starts with an upper-case
 letter) and labels with an empty value are left out (an empty value means "no label").
 
-Sample timestamps: every sample of one push carries the *push time*, not a time from dbt. The
-values (``max_loaded_at``, ``checked_timestamp``, ``run_timestamp``) already say when things
-happened; the sample time says when the bridge reported them, as a scrape of a gateway would. A
-dbt time would break ingestion: receivers refuse samples older than their head block (Prometheus:
-about an hour behind its newest sample; Mimir: ``out_of_order_time_window``) and samples older
-than the newest one of the same series, and ``--no-run`` artifacts may be an hour old, a replayed
-spill much older. A replayed run is stamped with the time its delivery was first attempted (the
-spill entry's ``created_at``): when newer samples already reached the store, it refuses the old
-ones as out of order, and the entry is dropped as superseded, exactly the "never over newer data"
-rule of the gateway replay.
+Sample timestamps: each source's samples carry the time of its check (dbt's ``snapshotted_at``);
+run-level samples carry the run's time (``generated_at``; a run where dbt could not run, the time
+it failed). A receiver keeps, per series, the newest sample: that is the newest check of each
+source, the rule every destination follows (:mod:`dbt_prom_bridge.state`). Receivers refuse
+samples older than the newest of their series and older than their head block (Prometheus: about
+an hour behind its newest sample; Mimir: ``out_of_order_time_window``): such a refusal is reported
+as samples *lost* with the receiver's reason (exit 4, the run is kept in the spill dir), never as
+superseded.
 
-What is sent: a full run, every family. A partial (``--select``) run: its sources and the run-level
-series, but not ``dbt_source_freshness_sources`` (counts of the selection only; the store keeps
-the last full run's counts). A run where dbt could not run: ``run_success`` 0 and ``build_info``
-only, so the last per-source samples stay the newest.
+What is sent. The endpoint cannot be read back, so this host keeps a state cache of what it sent
+(:mod:`dbt_prom_bridge.sinks.statecache`) and sends only what the run changes: the sources whose
+check is newer than the cached one (a source checked by another host's run is decided by the
+receiver's sample order), ``not_run`` for configured sources never sent, and the run-level series
+when the run is the newest. Nothing is sent when nothing is newer.
 
 Protobuf: the ``prompb`` messages this needs (``WriteRequest``, ``TimeSeries``, ``Label``,
 ``Sample``, ``MetricMetadata``, field numbers of prometheus/prompb ``types.proto`` and
@@ -45,21 +44,21 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from functools import cache
+from pathlib import Path
 from typing import Any
 
+from dbt_prom_bridge import state
 from dbt_prom_bridge.config import RemoteWriteConfig
 from dbt_prom_bridge.errors import PushError, UsageError
-from dbt_prom_bridge.exposition import (
-    FAILURE_METRICS,
-    HELP,
-    PER_SOURCE_METRICS,
-    RUN_METRICS,
-    SOURCES,
-    Family,
-    iter_families,
-)
+from dbt_prom_bridge.exposition import HELP, PER_SOURCE_METRICS, RUN_METRICS, Family, iter_families
 from dbt_prom_bridge.model import FreshnessRun, SourceCheck, validate_grouping_key
+from dbt_prom_bridge.redact import redact_url
+from dbt_prom_bridge.sinks.base import Delivered
 from dbt_prom_bridge.sinks.http import DeliveryError, HttpClient
+from dbt_prom_bridge.sinks.spill import Destination, group_lock
+from dbt_prom_bridge.sinks.statecache import StateCache
+
+KIND = "remote_write"
 
 HEADERS = {
     "Content-Encoding": "snappy",
@@ -69,8 +68,8 @@ HEADERS = {
 #: Sources whose series are encoded together (bounds the label-set cache at 100,000 sources).
 CHUNK_SOURCES = 1000
 #: What receivers answer when samples are older than what they hold (Prometheus, Thanos, Mimir,
-#: Cortex): the data is superseded, sending it again cannot help.
-_SUPERSEDED = re.compile(
+#: Cortex): sending them again cannot help.
+_TOO_OLD = re.compile(
     r"out[ -]of[ -]order|out of bounds|too old|too-old|duplicate sample|sample-out-of-order", re.IGNORECASE
 )
 #: prompb MetricMetadata.MetricType.GAUGE
@@ -178,15 +177,6 @@ def extra_labels(run: FreshnessRun, config: RemoteWriteConfig) -> tuple[tuple[st
     return (("job", config.job), *validate_grouping_key(config.labels, run.meta_labels))
 
 
-def families_to_send(run: FreshnessRun) -> tuple[str, ...]:
-    """The metric families a push of ``run`` sends (see the module docstring)."""
-    if not run.success:
-        return FAILURE_METRICS
-    if run.partial:
-        return tuple(n for n in (*PER_SOURCE_METRICS, *RUN_METRICS) if n != SOURCES)
-    return (*PER_SOURCE_METRICS, *RUN_METRICS)
-
-
 @dataclass(frozen=True)
 class Batch:
     """One encoded ``WriteRequest`` (not compressed yet)."""
@@ -232,26 +222,28 @@ def _chunks(checks: Sequence[SourceCheck], size: int) -> Iterator[Sequence[Sourc
 def batches(
     run: FreshnessRun,
     config: RemoteWriteConfig,
-    timestamp_ms: int,
+    run_time_ms: int,
     metadata: bool = True,
+    run_level: bool = True,
 ) -> Iterator[Batch]:
-    """The ``WriteRequest`` bodies of one push of ``run``, at most ``config.batch`` series each.
+    """The ``WriteRequest`` bodies that send ``run``'s checks and (``run_level``) its run-level
+    series, at most ``config.batch`` series each.
 
-    Pure: no I/O. The first request also carries the families' ``HELP``/type metadata.
+    Pure: no I/O. Each source's samples carry its check time (``run_time_ms`` when it has none);
+    run-level samples carry ``run_time_ms``. The first request also carries the families'
+    ``HELP``/type metadata.
     """
     if config.batch < 1:
         raise UsageError("--remote-write-batch must be at least 1")
     msgs = messages()
     extra = extra_labels(run, config)
-    wanted = families_to_send(run)
-    per_source = tuple(n for n in wanted if n in PER_SOURCE_METRICS)
-    run_level = tuple(n for n in wanted if n not in PER_SOURCE_METRICS)
+    levels = RUN_METRICS if run_level else ()
     request = msgs.WriteRequest()
     if metadata:
-        for name in wanted:
+        for name in (*PER_SOURCE_METRICS, *levels):
             request.metadata.add(type=_GAUGE, metric_family_name=name, help=HELP[name])
     count = 0
-    for scope in _scopes(run, per_source, run_level):
+    for scope, stamp in _scopes(run, levels, run_time_ms):
         encoder = _Encoder(msgs, extra)
         for fam in scope:
             name, names = fam.name, fam.label_names
@@ -267,7 +259,7 @@ def batches(
                 labels[found[1]].value = name
                 if state_set:
                     labels[found[2]].value = values[split]
-                series.samples.add(value=value, timestamp=timestamp_ms)
+                series.samples.add(value=value, timestamp=stamp)
                 count += 1
                 if count >= config.batch:
                     yield Batch(request.SerializeToString(), count)
@@ -277,68 +269,119 @@ def batches(
         yield Batch(request.SerializeToString(), count)
 
 
+def _stamp(check: SourceCheck, run_time_ms: int) -> int:
+    return run_time_ms if check.checked_at is None else round(check.checked_at * 1000)
+
+
 def _scopes(
-    run: FreshnessRun, per_source: tuple[str, ...], run_level: tuple[str, ...]
-) -> Iterator[Iterator[Family]]:
-    """The families to send, a few sources at a time (each scope gets a fresh template cache)."""
-    if per_source:
-        for chunk in _chunks(run.checks, CHUNK_SOURCES):
-            yield iter_families(replace(run, checks=tuple(chunk)), per_source, chunk=len(chunk))
+    run: FreshnessRun, run_level: tuple[str, ...], run_time_ms: int
+) -> Iterator[tuple[Iterator[Family], int]]:
+    """The families to send with their sample time: the checks a few at a time (those with the
+    same check time together; each scope gets a fresh template cache), then the run-level ones."""
+    for chunk in _chunks(run.checks, CHUNK_SOURCES):
+        by_time: dict[int, list[SourceCheck]] = {}
+        for check in chunk:
+            by_time.setdefault(_stamp(check, run_time_ms), []).append(check)
+        for stamp, checks in by_time.items():
+            one = replace(run, checks=tuple(checks))
+            yield iter_families(one, PER_SOURCE_METRICS, chunk=len(checks)), stamp
     if run_level:
-        yield iter_families(run, run_level)
+        yield iter_families(run, run_level), run_time_ms
 
 
 @dataclass(frozen=True)
 class RemoteWriteOutcome:
     """What one push sent."""
 
-    url: str
     series: int
     requests: int
-    #: Compressed bytes sent.
-    sent_bytes: int
-    timestamp_ms: int
 
 
 class RemoteWrite:
     """A remote-write endpoint reached through :class:`HttpClient` (auth, TLS, retries)."""
 
-    def __init__(self, config: RemoteWriteConfig, client: HttpClient | None = None) -> None:
+    kind = KIND
+
+    def __init__(
+        self,
+        config: RemoteWriteConfig,
+        client: HttpClient | None = None,
+        state_dir: Path | None = None,
+        now: Callable[[], float] = time.time,
+    ) -> None:
         self.config = config
         self.client = client or HttpClient(
             config.url, config.auth, config.timeout, config.retries, config.backoff
         )
+        self.state_dir = state_dir
+        self.now = now
 
     @property
     def display_url(self) -> str:
         return self.client.display_url
 
-    def push(
-        self, run: FreshnessRun, when: float | None = None, now: Callable[[], float] = time.time
-    ) -> RemoteWriteOutcome:
-        """Send ``run``, every sample stamped ``when`` (default: now). Raises :class:`PushError`
-        (a :class:`~dbt_prom_bridge.sinks.http.DeliveryError`) when a request fails for good;
+    def destination(self, run: FreshnessRun) -> Destination:
+        return Destination(
+            kind=KIND,
+            url=redact_url(self.config.url),
+            job=self.config.job,
+            grouping_key=(("project", run.project), ("target", run.target), *self.config.labels),
+        )
+
+    def for_destination(self, destination: Destination) -> RemoteWrite:
+        extra = tuple((k, v) for k, v in destination.grouping_key if k not in ("project", "target"))
+        config = replace(self.config, job=destination.job or self.config.job, labels=extra)
+        return RemoteWrite(config, self.client, self.state_dir, self.now)
+
+    def same_endpoint(self, destination: Destination) -> bool:
+        return destination.kind == KIND and destination.url.rstrip("/") == (
+            redact_url(self.config.url.strip()).rstrip("/")
+        )
+
+    def push(self, run: FreshnessRun, force: bool = False) -> Delivered:
+        """Send what ``run`` changes (see the module docstring). Raises :class:`PushError` (a
+        :class:`~dbt_prom_bridge.sinks.http.DeliveryError`) when a request fails for good;
         requests sent before it stay written."""
-        stamp = round((now() if when is None else when) * 1000)
-        series = requests = sent = 0
-        for batch in batches(run, self.config, stamp):
+        key = (("project", run.project), ("target", run.target), *extra_labels(run, self.config))
+        store = StateCache.for_group(self.state_dir, self.display_url, "", key)
+        url = self.display_url
+        with group_lock(self.state_dir, f"remote_write {url} {key}"):
+            cached = store.load() if store is not None else None
+            merged = state.merge(cached.state if cached else None, run, force=force, now=self.now())
+            if not merged.changed:
+                return Delivered(url, merged.state, merged, pushed=False)
+            updated = set(merged.updated)
+            delta = replace(merged.state, checks=tuple(c for c in merged.state.checks if c.key in updated))
+            when = run.generated_at if run.success and run.generated_at is not None else self.now()
+            self.send(delta, round(when * 1000), run_level=merged.run_level_changed)
+            if store is not None:
+                store.save(0.0, merged.state)
+        return Delivered(url, merged.state, merged)
+
+    def send(self, run: FreshnessRun, run_time_ms: int, run_level: bool = True) -> RemoteWriteOutcome:
+        """Send ``run``'s series as they are (no state): see :func:`batches`."""
+        series = requests = 0
+        for batch in batches(run, self.config, run_time_ms, run_level=run_level):
             body = compress(batch.body)
             try:
                 self.client.request("POST", "", body, HEADERS)
             except DeliveryError as exc:
-                if not requests:
-                    raise
+                done = f"; {series} series of this run were already written" if requests else ""
+                lost = (
+                    "; the receiver holds newer samples or refuses samples this old: these are lost"
+                    if too_old(exc)
+                    else ""
+                )
                 raise DeliveryError(
-                    f"{exc} (request {requests + 1}; {series} series of this run were already written)",
+                    f"{exc} (request {requests + 1}{done}){lost}",
                     status=exc.status,
                     retryable=exc.retryable,
                 ) from None
             series += batch.series
             requests += 1
-            sent += len(body)
-        return RemoteWriteOutcome(self.display_url, series, requests, sent, stamp)
+        return RemoteWriteOutcome(series, requests)
 
 
-def superseded(exc: PushError) -> bool:
+def too_old(exc: PushError) -> bool:
     """True when the receiver refused samples for being older than what it holds (400/409)."""
-    return exc.status in (400, 409) and bool(_SUPERSEDED.search(str(exc)))
+    return exc.status in (400, 409) and bool(_TOO_OLD.search(str(exc)))

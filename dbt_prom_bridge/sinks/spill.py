@@ -21,7 +21,7 @@ atomically (temporary file in the same directory, fsync, rename; mode 0600), nev
         "job": "dbt_source_freshness",       # the Pushgateway job (null for remote write)
         "grouping_key": [["project", "p"], ["target", "dev"], ["region", "eu"]]
       },
-      "run": { ...FreshnessRun, see run_to_json()... }
+      "run": { ...FreshnessRun, see dbt_prom_bridge.codec.run_to_json()... }
     }
 
 File names sort by the run's time: ``<YYYYmmddTHHMMSSffffffZ>-<kind>-<key hash>-<random>.json``.
@@ -42,7 +42,7 @@ API for every sink (the Pushgateway, and remote write, which spills and replays 
   :class:`~dbt_prom_bridge.sinks.http.DeliveryError`) stops the replay for that destination URL
   (it is down; the other entries are kept untried). Replays hold an exclusive lock on the directory
   (``.lock``, ``flock``) so two processes never replay the same entries at once.
-- :func:`run_to_json` / :func:`run_from_json` convert a :class:`~dbt_prom_bridge.model.FreshnessRun`.
+- The run is encoded by :mod:`dbt_prom_bridge.codec` (the records' one codec).
 """
 
 from __future__ import annotations
@@ -62,8 +62,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from dbt_prom_bridge import __version__
+from dbt_prom_bridge.codec import run_from_json, run_to_json
 from dbt_prom_bridge.errors import DbtPromError, PushError
-from dbt_prom_bridge.model import FreshnessRun, SourceCheck, Status, Threshold
+from dbt_prom_bridge.model import FreshnessRun
 from dbt_prom_bridge.redact import redact_url
 
 FORMAT = "dbt-prom-spill/v1"
@@ -75,110 +76,6 @@ PUSHED: Outcome = "pushed"
 SUPERSEDED: Outcome = "superseded"
 #: Delivers one spilled run; returns PUSHED or SUPERSEDED, raises PushError when it fails.
 Handler = Callable[["SpilledRun"], Outcome]
-
-
-# -- run records <-> JSON --------------------------------------------------------------------
-
-
-def _threshold_json(value: Threshold | None) -> dict[str, Any] | None:
-    return None if value is None else {"count": value.count, "period": value.period}
-
-
-def _threshold(raw: Any) -> Threshold | None:
-    if raw is None:
-        return None
-    return Threshold(int(raw["count"]), str(raw["period"]))
-
-
-def _check_json(check: SourceCheck) -> dict[str, Any]:
-    return {
-        "unique_id": check.unique_id,
-        "source_name": check.source_name,
-        "table_name": check.table_name,
-        "database": check.database,
-        "schema": check.schema,
-        "identifier": check.identifier,
-        "status": check.status.value,
-        "max_loaded_at": check.max_loaded_at,
-        "has_data": check.has_data,
-        "checked_at": check.checked_at,
-        "warn_after": _threshold_json(check.warn_after),
-        "error_after": _threshold_json(check.error_after),
-        "duration": check.duration,
-        "meta_values": list(check.meta_values),
-        "meta": [list(kv) for kv in check.meta],
-        "error": check.error,
-        "age_seconds": check.age_seconds,
-    }
-
-
-def _opt_float(raw: Any) -> float | None:
-    return None if raw is None else float(raw)
-
-
-def _opt_str(raw: Any) -> str | None:
-    return None if raw is None else str(raw)
-
-
-def _check(raw: Mapping[str, Any]) -> SourceCheck:
-    has_data = raw.get("has_data")
-    return SourceCheck(
-        unique_id=str(raw["unique_id"]),
-        source_name=str(raw["source_name"]),
-        table_name=str(raw["table_name"]),
-        database=str(raw.get("database", "")),
-        schema=str(raw.get("schema", "")),
-        identifier=str(raw.get("identifier", "")),
-        status=Status(raw["status"]),
-        max_loaded_at=_opt_float(raw.get("max_loaded_at")),
-        has_data=None if has_data is None else bool(has_data),
-        checked_at=_opt_float(raw.get("checked_at")),
-        warn_after=_threshold(raw.get("warn_after")),
-        error_after=_threshold(raw.get("error_after")),
-        duration=_opt_float(raw.get("duration")),
-        meta_values=tuple(str(v) for v in raw.get("meta_values", ())),
-        meta=tuple((str(k), str(v)) for k, v in raw.get("meta", ())),
-        error=_opt_str(raw.get("error")),
-        age_seconds=_opt_float(raw.get("age_seconds")),
-    )
-
-
-def run_to_json(run: FreshnessRun) -> dict[str, Any]:
-    """Every field of ``run`` as plain JSON values (the inverse of :func:`run_from_json`)."""
-    return {
-        "project": run.project,
-        "target": run.target,
-        "generated_at": run.generated_at,
-        "elapsed": run.elapsed,
-        "success": run.success,
-        "dbt_version": run.dbt_version,
-        "invocation_id": run.invocation_id,
-        "schema_version": run.schema_version,
-        "meta_labels": list(run.meta_labels),
-        "partial": run.partial,
-        "warnings": list(run.warnings),
-        "error": run.error,
-        "checks": [_check_json(c) for c in run.checks],
-    }
-
-
-def run_from_json(raw: Mapping[str, Any]) -> FreshnessRun:
-    """Rebuild a :class:`FreshnessRun`; raises ``KeyError``/``ValueError``/``TypeError`` when malformed."""
-    return FreshnessRun(
-        project=str(raw["project"]),
-        target=str(raw["target"]),
-        checks=tuple(_check(c) for c in raw["checks"]),
-        generated_at=_opt_float(raw.get("generated_at")),
-        elapsed=_opt_float(raw.get("elapsed")),
-        success=bool(raw["success"]),
-        dbt_version=_opt_str(raw.get("dbt_version")),
-        invocation_id=_opt_str(raw.get("invocation_id")),
-        schema_version=_opt_str(raw.get("schema_version")),
-        meta_labels=tuple(str(k) for k in raw.get("meta_labels", ())),
-        partial=bool(raw.get("partial", False)),
-        warnings=tuple(str(w) for w in raw.get("warnings", ())),
-        error=_opt_str(raw.get("error")),
-    )
 
 
 # -- entries ---------------------------------------------------------------------------------
@@ -226,7 +123,7 @@ class Destination:
         return cls(
             kind=str(raw["kind"]),
             url=str(raw["url"]),
-            job=_opt_str(raw.get("job")),
+            job=None if raw.get("job") is None else str(raw["job"]),
             grouping_key=tuple((str(k), str(v)) for k, v in raw.get("grouping_key", ())),
         )
 

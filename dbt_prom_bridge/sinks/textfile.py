@@ -6,13 +6,11 @@ file in the same directory, is flushed to disk, made world-readable (0644, node_
 runs as another user) and renamed over the target, so node_exporter never reads half a file.
 No sample carries a timestamp (node_exporter rejects them).
 
-It behaves like the Pushgateway sink for the cases where a blind overwrite would lose data:
-
-- a partial run (``--select``/``--exclude``) keeps the sources already in the file that it did
-  not check;
-- a run where dbt could not run replaces only ``run_success``/``build_info`` and keeps the last
-  good per-source series (node_exporter's ``node_textfile_mtime_seconds`` still moves, so alert
-  on ``dbt_source_freshness_run_success == 0``).
+It keeps the newest check of every source, like the Pushgateway sink
+(:func:`dbt_prom_bridge.state.merge` of what the file holds and the run): a run changes only the
+sources it checked, never makes a source's values older, and a run where dbt could not run only
+drops ``run_success`` to 0 (node_exporter's ``node_textfile_mtime_seconds`` still moves, so alert
+on ``dbt_source_freshness_run_success == 0``).
 """
 
 from __future__ import annotations
@@ -20,28 +18,16 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from dataclasses import dataclass, replace
 from pathlib import Path
 
+from dbt_prom_bridge import state
 from dbt_prom_bridge.errors import PushError, UsageError
-from dbt_prom_bridge.exposition import (
-    FAILURE_METRICS,
-    PER_SOURCE_METRICS,
-    checks_from_series,
-    render,
-)
+from dbt_prom_bridge.exposition import held_from_series, render
 from dbt_prom_bridge.model import FreshnessRun
+from dbt_prom_bridge.sinks.base import Delivered
+from dbt_prom_bridge.sinks.spill import Destination
 
 FILE_MODE = 0o644
-
-
-@dataclass(frozen=True)
-class TextfileOutcome:
-    """What the file now holds: the written run (merged for partial/failed runs)."""
-
-    path: Path
-    run: FreshnessRun
-    carried_over: int = 0
 
 
 def check_path(path: Path) -> None:
@@ -81,31 +67,15 @@ def read_series(path: Path) -> list[tuple[str, dict[str, str], float]]:
         return []
 
 
-def _held_run(run: FreshnessRun, path: Path) -> FreshnessRun:
-    """The per-source checks the file holds for this run's project/target, as a run."""
-    held = checks_from_series(read_series(path), run.meta_labels)
-    checks = tuple(
-        sorted(
-            (c for key, c in held.items() if key[0] == run.project and key[1] == run.target),
-            key=lambda c: (c.source_name, c.table_name, c.unique_id),
-        )
-    )
-    return replace(run, checks=checks)
+def held(run: FreshnessRun, path: Path) -> FreshnessRun | None:
+    """What the file holds for ``run``'s project/target."""
+    return held_from_series(read_series(path), run.project, run.target, run.meta_labels)
 
 
-def content(run: FreshnessRun, path: Path) -> tuple[str, FreshnessRun, int]:
-    """The text to write for ``run`` given what ``path`` holds: (text, run it describes, carried)."""
-    if not run.success:
-        held = _held_run(run, path)
-        return render(held, only=PER_SOURCE_METRICS) + render(run, only=FAILURE_METRICS), held, 0
-    if run.partial:
-        held = _held_run(run, path)
-        fresh = {c.key for c in run.checks}
-        kept = [c for c in held.checks if c.key not in fresh]
-        merged = tuple(sorted((*run.checks, *kept), key=lambda c: (c.source_name, c.table_name, c.unique_id)))
-        run = replace(run, checks=merged)
-        return render(run), run, len(kept)
-    return render(run), run, 0
+def content(run: FreshnessRun, path: Path, force: bool = False) -> tuple[str, state.Merged]:
+    """The text to write for ``run`` given what ``path`` holds, and the merge it describes."""
+    merged = state.merge(held(run, path), run, force=force)
+    return render(merged.state), merged
 
 
 def write_atomic(path: Path, text: str, mode: int = FILE_MODE) -> None:
@@ -141,9 +111,36 @@ def write_atomic(path: Path, text: str, mode: int = FILE_MODE) -> None:
             os.close(dir_fd)
 
 
-def write(run: FreshnessRun, path: Path) -> TextfileOutcome:
-    """Write ``run`` to the textfile ``path`` (see the module docstring for merge rules)."""
+def write(run: FreshnessRun, path: Path, force: bool = False) -> Delivered:
+    """Merge ``run`` into the textfile ``path`` (newest check of each source wins)."""
     check_path(path)
-    text, held, carried = content(run, path)
-    write_atomic(path, text)
-    return TextfileOutcome(path, held, carried)
+    text, merged = content(run, path, force)
+    write_it = merged.changed or not path.exists()
+    if write_it:
+        write_atomic(path, text)
+    return Delivered(str(path), merged.state, merged, write_it)
+
+
+class Textfile:
+    """The textfile as a :class:`~dbt_prom_bridge.sinks.base.Sink`."""
+
+    kind = "textfile"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def destination(self, run: FreshnessRun) -> Destination:
+        return Destination(
+            kind=self.kind,
+            url=str(self.path),
+            grouping_key=(("project", run.project), ("target", run.target)),
+        )
+
+    def for_destination(self, destination: Destination) -> Textfile:
+        return self
+
+    def push(self, run: FreshnessRun, force: bool = False) -> Delivered:
+        return write(run, self.path, force)
+
+    def same_endpoint(self, destination: Destination) -> bool:
+        return destination.kind == self.kind and Path(destination.url) == self.path

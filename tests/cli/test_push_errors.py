@@ -180,7 +180,7 @@ def test_no_auto_replay(
         # replayed later: older than what the gateway holds now, so nothing of it is newer
         code, _, err = run_cli(["replay", "--spill-dir", str(spill_dir), "--gateway", proxy.url], capsys)
     assert code == 0, err
-    assert "dropped" in err and "the gateway already holds this run or newer data" in err
+    assert "dropped" in err and "already holds the same or newer checks" in err
     assert spill.scan(spill_dir).entries == ()
 
 
@@ -233,7 +233,7 @@ def test_replay_list(artifacts: Path, dead: str, tmp_path: Path, capsys: pytest.
     code, out, _ = run_cli(["replay", "--list", "--format", "json", "--spill-dir", str(spill_dir)], capsys)
     [row] = json.loads(out)
     assert row["url"] == dead and row["grouping_key"] == {"project": "dbt_prom_demo", "target": "dev"}
-    assert row["sources"] == 10 and row["success"] is True and "Connection refused" in row["reason"]
+    assert row["sources"] == 9 and row["success"] is True and "Connection refused" in row["reason"]
 
 
 def test_unreadable_spill_files_are_kept_and_make_replay_exit_4(
@@ -274,26 +274,27 @@ def test_replay_says_which_runs_a_gateway_refuses_for_good(
 # -- stale and already-pushed artifacts ------------------------------------------------------
 
 
-def test_no_run_refuses_an_artifact_already_pushed_unless_forced(
+def test_no_run_of_an_artifact_already_pushed_is_a_no_op_unless_forced(
     artifacts: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], pushgateway: servers.Server
 ) -> None:
     args = no_run(artifacts, "--gateway", pushgateway.url, "--spill-dir", str(tmp_path / "spill"))
     code, _, err = run_cli(args, capsys)
     assert code == 0, err
+    held = read_gateway(pushgateway.url).run_value("dbt_source_freshness_run_timestamp_seconds")
     code, _, err = run_cli(args, capsys)
-    assert code == 2
-    [line] = error_lines(err)
-    assert "was already pushed to this grouping key" in line and "--force" in line
-    code, _, err = run_cli([*args, "--force"], capsys)
     assert code == 0, err
+    assert "nothing to push" in err and "already holds the same or newer checks" in err
+    code, _, err = run_cli([*args, "--force"], capsys)
+    assert code == 0 and "dbt-prom: pushed 9 sources to" in err, err
     older = write_artifacts(tmp_path / "older", time.time() - 90)
     code, _, err = run_cli(no_run(older, "--gateway", pushgateway.url), capsys)
-    assert code == 2 and "older than the run the gateway holds" in err
+    assert code == 0 and "nothing to push" in err, err
+    assert read_gateway(pushgateway.url).run_value("dbt_source_freshness_run_timestamp_seconds") == held
 
 
 @pytest.mark.e2e
 @pytest.mark.dbt
-def test_after_a_failed_dbt_run_a_cron_reading_the_old_file_is_refused(
+def test_after_a_failed_dbt_run_a_cron_reading_the_old_file_changes_nothing(
     sample_project: DbtProjectEnv,
     pushgateway: servers.Server,
     tmp_path: Path,
@@ -318,7 +319,7 @@ def test_after_a_failed_dbt_run_a_cron_reading_the_old_file_is_refused(
         code, _, err = run_cli([*args, "--no-run"], capsys)
     finally:
         sample_project.postgres.start()
-    assert code == 2 and "already pushed to this grouping key" in err
+    assert code == 0 and "nothing to push" in err, err
     after = read_gateway(pushgateway.url)
     assert after.run_value("dbt_source_freshness_run_timestamp_seconds") == good
     assert after.run_value("dbt_source_freshness_run_success") == 0

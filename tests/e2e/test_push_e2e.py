@@ -118,7 +118,10 @@ def test_push_sends_every_source_and_the_run(
     for source, value in expected_loaded.items():
         assert loaded[source] == pytest.approx(value, abs=1e-3), source
     has_data = gw.per_source("dbt_source_has_data")
-    assert has_data == {s: (0.0 if s == "orders.order_items" else 1.0) for s in EXPECTED_STATUS}
+    # the runtime error has none: dbt never found out whether the table has rows
+    assert has_data == {
+        s: (0.0 if s == "orders.order_items" else 1.0) for s in EXPECTED_STATUS if s != "orders.refunds"
+    }
 
     # thresholds in seconds, after inheritance and the clicks override
     assert gw.per_source("dbt_source_freshness_warn_after_seconds") == {
@@ -128,9 +131,10 @@ def test_push_sends_every_source_and_the_run(
         s: e for s, (_, e) in THRESHOLDS.items() if s in EXPECTED_STATUS
     }
 
-    # when each was checked and how long it took (the runtime error has no snapshot time)
+    # when each was checked (the runtime error has no snapshot time: the run's time stands in for
+    # it, so "not checked for --stale-after" covers it too) and how long it took
     checked = gw.per_source("dbt_source_freshness_checked_timestamp_seconds")
-    assert set(checked) == set(EXPECTED_STATUS) - {"orders.refunds"}
+    assert set(checked) == set(EXPECTED_STATUS)
     assert all(started - 1 <= v <= finished + 1 for v in checked.values()), checked
     durations = gw.per_source("dbt_source_freshness_check_duration_seconds")
     assert set(durations) == set(EXPECTED_STATUS)  # a runtime error keeps dbt's measured time
@@ -162,28 +166,28 @@ def test_push_sends_every_source_and_the_run(
         assert source in err
 
 
-def test_no_run_push_shows_the_runtime_error_as_not_run(
+def test_no_run_of_the_same_artifact_changes_nothing(
     sample_project: DbtProjectEnv, pushgateway: servers.Server, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """sources.json drops runtime errors: read back with --no-run, refunds is configured but missing."""
+    """The in-process run saw refunds' runtime error; reading its sources.json back (which leaves
+    runtime errors out) is no newer check of anything: nothing is pushed, refunds keeps its error."""
     args = ["--gateway", pushgateway.url, *sample_project.cli_args()]
     code, _, err = run_cli(["push", *args], capsys)
     assert code == 0, err
-    pushed_at = read_gateway(pushgateway.url).run_value("dbt_source_freshness_run_timestamp_seconds")
+    before = read_gateway(pushgateway.url)
 
-    # the same artifact again: refused, the gateway already holds that run
     code, _, err = run_cli(["push", "--no-run", *args], capsys)
-    assert code == 2
-    assert "already pushed" in err and "Traceback" not in err
+    assert code == 0 and "nothing to push" in err and "Traceback" not in err, err
 
     code, _, err = run_cli(["push", "--no-run", "--force", *args], capsys)
     assert code == 0, err
     gw = read_gateway(pushgateway.url)
-    assert gw.statuses() == {**EXPECTED_STATUS, "orders.refunds": "not_run"}
-    assert gw.counts() == status_counts({**EXPECTED_STATUS, "orders.refunds": "not_run"})
-    assert gw.run_value("dbt_source_freshness_run_timestamp_seconds") == pushed_at
-    assert "orders.refunds" not in gw.per_source("dbt_source_freshness_checked_timestamp_seconds")
-    # a not_run source keeps its labels and thresholds from the manifest
+    assert gw.statuses() == EXPECTED_STATUS == before.statuses()
+    assert gw.counts() == status_counts(EXPECTED_STATUS)
+    assert gw.run_value("dbt_source_freshness_run_timestamp_seconds") == before.run_value(
+        "dbt_source_freshness_run_timestamp_seconds"
+    )
+    # the runtime error keeps its labels and thresholds from the manifest
     assert gw.labels("orders.refunds")["schema"] == "raw_orders"
     assert gw.per_source("dbt_source_freshness_error_after_seconds")["orders.refunds"] == 24 * HOUR
 

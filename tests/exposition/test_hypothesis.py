@@ -138,7 +138,8 @@ def expected_series(run: FreshnessRun) -> dict[tuple[str, tuple[tuple[str, str],
         )
         for status in Status:
             out[(STATUS, tuple(sorted((*labels, ("status", status.value)))))] = float(status is check.status)
-        out[("dbt_source_has_data", tuple(sorted(labels)))] = 0.0 if check.has_data is False else 1.0
+        if check.has_data is not None:
+            out[("dbt_source_has_data", tuple(sorted(labels)))] = 1.0 if check.has_data else 0.0
         if check.max_loaded_at is not None:
             out[("dbt_source_max_loaded_at_timestamp_seconds", tuple(sorted(labels)))] = check.max_loaded_at
     return out
@@ -247,7 +248,15 @@ def test_selected_run_merged_with_the_gateway_loses_nothing(
     gateway = Pushgateway(GatewayConfig(url=url, retries=0))
     gateway.push(run)
     chosen: Sequence[int] = data.draw(st.lists(st.integers(0, len(run.checks) - 1), min_size=1, unique=True))
-    selected = tuple(replace(run.checks[i], max_loaded_at=5e9 + i, has_data=True) for i in sorted(chosen))
+    selected = tuple(
+        replace(
+            run.checks[i],
+            max_loaded_at=5e9 + i,
+            has_data=True,
+            checked_at=(run.checks[i].checked_at or 0.0) + 1.0,  # a newer check of that source
+        )
+        for i in sorted(chosen)
+    )
     partial = replace(run, checks=selected, partial=True, generated_at=(run.generated_at or 0.0) + 1.0)
     outcome = gateway.push(partial)
     assert outcome.carried_over == len(run.checks) - len(selected)

@@ -20,6 +20,7 @@ from dbt_prom_bridge import summary
 from dbt_prom_bridge.artifacts import read_manifest, read_sources
 from dbt_prom_bridge.exposition import render
 from dbt_prom_bridge.model import FreshnessRun, RunContext, Status, build_run
+from dbt_prom_bridge.state import initial
 from tests.conftest import requires
 
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample"
@@ -29,7 +30,7 @@ GOLDEN = Path(__file__).resolve().parent / "golden"
 def sample_run(meta_labels: tuple[str, ...] = ()) -> FreshnessRun:
     artifact = read_sources(SAMPLE / "sources.json")
     manifest = read_manifest(SAMPLE / "manifest.json")
-    return build_run(artifact, manifest, RunContext(target="dev", meta_labels=meta_labels))
+    return initial(build_run(artifact, manifest, RunContext(target="dev", meta_labels=meta_labels)))
 
 
 def fixed_now() -> float:

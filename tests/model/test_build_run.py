@@ -267,10 +267,15 @@ def test_configured_sources_without_a_result_are_not_run() -> None:
         (unfreshed, node(unfreshed, freshness={"warn_after": {"count": None, "period": None}})),
     )
     run = build_run(sources(result(checked)), man, CTX)
-    assert {c.unique_id: c.status for c in run.checks} == {checked: Status.PASS, missing: Status.NOT_RUN}
-    # a selected run says nothing about the sources it did not select
+    # the run's checks are what dbt checked; configured sources it did not are placeholders that
+    # a destination keeps its held check of (whatever selected the run)
+    assert {c.unique_id: c.status for c in run.checks} == {checked: Status.PASS}
+    assert {c.unique_id: c.status for c in run.unchecked} == {missing: Status.NOT_RUN}
+    assert run.complete
     partial = build_run(sources(result(checked)), man, RunContext(target="dev", partial=True))
     assert [c.unique_id for c in partial.checks] == [checked] and partial.partial
+    assert [c.unique_id for c in partial.unchecked] == [missing]
+    assert not build_run(sources(result(checked)), None, CTX).complete
 
 
 def test_a_run_that_checked_nothing_says_why() -> None:

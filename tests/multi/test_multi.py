@@ -321,7 +321,7 @@ projects:
         copy: {
             labels["table_name"]
             for name, labels, _v in series
-            if name == "dbt_source_has_data" and labels.get("copy") == copy
+            if name == "dbt_source_freshness_checked_timestamp_seconds" and labels.get("copy") == copy
         }
         for copy in ("a", "b")
     }

@@ -101,6 +101,8 @@ def held(
         for name, fam in group.items():
             if not isinstance(fam, dict) or "metrics" not in fam or name.startswith("push_"):
                 continue
+            if name == "dbt_prom_bridge_state_revision":  # a random number per push
+                continue
             rows: dict[tuple[str, ...], float] = {}
             for metric in fam["metrics"]:
                 lb = metric["labels"]
@@ -127,9 +129,10 @@ def run_ts(state: Mapping[str, Mapping[tuple[str, ...], float]]) -> float | None
 def state_of(freshness_run: FreshnessRun) -> dict[str, dict[tuple[str, ...], float]]:
     """What :func:`held` returns once ``freshness_run`` is all a group holds."""
     from dbt_prom_bridge.exposition import families
+    from dbt_prom_bridge.state import initial
 
     out: dict[str, dict[tuple[str, ...], float]] = {}
-    for fam in families(freshness_run):
+    for fam in families(initial(freshness_run)):
         rows: dict[tuple[str, ...], float] = {}
         for values, value in fam.rows:
             labels = dict(zip(fam.label_names, values, strict=True))

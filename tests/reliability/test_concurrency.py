@@ -5,6 +5,7 @@ replays of one spill dir push each run once."""
 from __future__ import annotations
 
 import os
+import random
 import subprocess
 import sys
 import threading
@@ -16,6 +17,7 @@ import pytest
 from dbt_prom_bridge import api
 from dbt_prom_bridge.config import ArtifactOptions, DbtOptions, DeliveryOptions, GatewayConfig, RunOptions
 from dbt_prom_bridge.errors import PushError
+from dbt_prom_bridge.model import FreshnessRun, SourceCheck
 from devtools import servers
 from tests.reliability.loopback import Forward, Loopback, Reply
 from tests.reliability.runs import held, loaded_at, run_ts, state_of, write_artifacts
@@ -157,3 +159,76 @@ def test_two_replays_of_one_spill_dir_push_each_run_once(pushgateway: servers.Se
     )
     state = held(pushgateway.url, project="dbt_prom_demo", target="dev")
     assert state == state_of(newest) and run_ts(state) == newest.generated_at
+
+
+def newest_per_source(runs: list[FreshnessRun]) -> dict[tuple[str, str], float]:
+    """For every source, max_loaded_at of its newest check over ``runs`` (no-data checks: NaN)."""
+    best: dict[tuple[str, str], SourceCheck] = {}
+    for one in runs:
+        for c in one.checks:
+            mine = best.get(c.key)
+            if mine is None or (c.checked_at or 0) > (mine.checked_at or 0):
+                best[c.key] = c
+    return {k: c.max_loaded_at for k, c in best.items() if c.max_loaded_at is not None}
+
+
+ALL_SOURCES = (*SOURCES, "orders.orders", "orders.order_items")
+
+
+@pytest.mark.parametrize("round_", range(4))
+def test_random_simultaneous_full_and_partial_pushes_end_with_the_newest_check_of_each_source(
+    pushgateway: servers.Server, tmp_path: Path, round_: int
+) -> None:
+    """8 `dbt-prom push --no-run` processes at once, each a full run or a selection made by dbt
+    (the artifact only has some sources), at random times and in random start order: the gateway
+    ends holding the newest check of every source, every process exits 0."""
+    rng = random.Random(round_)
+    now = time.time()
+    spill_dir = tmp_path / "spill"
+    jobs = []
+    for index in range(8):
+        at = now - rng.uniform(10, 900)
+        only = None if rng.random() < 0.3 else rng.sample(ALL_SOURCES, rng.randint(1, 4))
+        artifacts = write_artifacts(tmp_path / f"r{index}", at, only=only, loaded_offset=rng.uniform(1, 5000))
+        argv = [DBT_PROM, "push", "--no-run", "--artifacts-dir", str(artifacts), "--target", "dev"]
+        argv += ["--gateway", pushgateway.url, "--spill-dir", str(spill_dir), "--max-artifact-age", "1h"]
+        jobs.append((artifacts, argv))
+    rng.shuffle(jobs)
+    procs = [subprocess.Popen(argv, env=cli_env(), stderr=subprocess.PIPE, text=True) for _a, argv in jobs]
+    for proc in procs:
+        _, err = proc.communicate(timeout=180)
+        assert proc.returncode == 0, err
+    runs = [
+        api.load_run(
+            DbtOptions(target="dev"),
+            ArtifactOptions(no_run=True, artifacts_dir=artifacts, allow_stale=True),
+            RunOptions(),
+        )
+        for artifacts, _argv in jobs
+    ]
+    state = held(pushgateway.url, project="dbt_prom_demo", target="dev")
+    assert loaded_at(state) == pytest.approx(newest_per_source(runs))
+    newest_run = max(r.generated_at or 0 for r in runs)
+    assert run_ts(state) == pytest.approx(newest_run)
+
+
+def test_two_hosts_pushing_one_group_converge(pushgateway: servers.Server, tmp_path: Path) -> None:
+    """Two hosts (separate state dirs, so no shared lock or cache) take turns on one group: each
+    reads what the other wrote, nothing is lost."""
+    now = time.time()
+    runs = []
+    for index, source in enumerate(ALL_SOURCES):
+        artifacts = write_artifacts(
+            tmp_path / f"r{index}", now - 100 + index, only=[source], loaded_offset=index
+        )
+        runs.append(
+            api.load_run(
+                DbtOptions(target="dev"), ArtifactOptions(no_run=True, artifacts_dir=artifacts), RunOptions()
+            )
+        )
+    gateway = GatewayConfig(url=pushgateway.url, retries=0)
+    for index, one in enumerate(runs):
+        host = tmp_path / ("host-a" if index % 2 else "host-b")
+        api.deliver(one, DeliveryOptions(gateway=gateway, spill_dir=host))
+    state = held(pushgateway.url, project="dbt_prom_demo", target="dev")
+    assert loaded_at(state) == pytest.approx(newest_per_source(runs))

@@ -73,7 +73,8 @@ def test_sample_rules_cover_every_checked_source() -> None:
     by_alert: dict[str, list[dict[str, Any]]] = {}
     for group in doc["groups"]:
         for rule in group["rules"]:
-            by_alert.setdefault(rule["alert"], []).append(rule)
+            if "alert" in rule:
+                by_alert.setdefault(rule["alert"], []).append(rule)
     checked = {
         f"{s.source_name}.{s.table_name}": s for s in sample_manifest().sources.values() if s.has_freshness
     }
@@ -116,7 +117,9 @@ def test_yaml_reads_back_as_the_rule_records(mode: Mode, which: str) -> None:
             {
                 "name": g.name,
                 "rules": [
-                    {
+                    dict[str, Any]({"record": r.record, "expr": r.expr, "labels": dict(r.labels)})
+                    if isinstance(r, rules.Record)
+                    else {
                         "alert": r.alert,
                         "expr": r.expr,
                         **({"for": r.for_} if r.for_ else {}),
@@ -181,6 +184,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "lookback": {"lookback": 10800.0},
     "lookback-keep-no-for": {"lookback": 7200.0, "keep_firing_for": 120.0, "for_seconds": 0.0},
     "one-target": {"target_labels": ("prod",)},
+    "slo": {"slo": 0.99, "stale_after": 3600.0},
     "targets": {"target_labels": ("prod", "pro|d (x).*")},
     "links": {"dashboard_url": "https://grafana.example/d/abc?orgId=1", "runbook_base_url": ""},
     "names": {"group_name": "team dbt", "severity_warn": "P3", "severity_error": "P1", "job": "fresh{{x}}"},
@@ -215,7 +219,9 @@ def test_per_source_selection_writes_state_rules_per_source(tmp_path: Path) -> N
 
 
 @requires("promtool")
-@pytest.mark.parametrize("variant", ["defaults", "keep-firing", "lookback-keep-no-for", "targets", "links"])
+@pytest.mark.parametrize(
+    "variant", ["defaults", "keep-firing", "lookback-keep-no-for", "targets", "links", "slo"]
+)
 def test_both_modes_give_the_same_alerts_on_the_same_data(variant: str, tmp_path: Path) -> None:
     """The proof of equivalence: each mode's promtool test (same input series, same expected
     alerts, labels and annotations) passes on the OTHER mode's rules.
@@ -307,7 +313,9 @@ def test_hostile_names_never_inject(mode: Mode, tmp_path: Path) -> None:
     exprs = [r["expr"] for g in doc["groups"] for r in g["rules"]]
     assert all("\n" not in e for e in exprs)
     if mode is Mode.PER_SOURCE:
-        labels = [r["labels"] for g in doc["groups"] for r in g["rules"] if "source_name" in r["labels"]]
+        labels = [
+            r["labels"] for g in doc["groups"] for r in g["rules"] if "source_name" in r.get("labels", {})
+        ]
         assert {lb["source_name"] for lb in labels} >= {n.replace("{{", '{{ "{{" }}') for n in HOSTILE}
 
 
@@ -320,6 +328,9 @@ def test_alert_names_are_valid_and_fixed() -> None:
         "DbtSourceNoData",
         "DbtSourceFreshnessRuntimeError",
         "DbtSourceFreshnessNotRun",
+        "DbtSourceFreshnessNotChecked",
+        "DbtSourceLaterThanUsual",
+        "DbtSourceFreshnessBudgetBurn",
         "DbtFreshnessRunFailed",
         "DbtFreshnessBridgeStale",
         "DbtFreshnessPushFailing",

@@ -11,7 +11,7 @@ import yaml
 from dbt_prom_bridge import rules
 from dbt_prom_bridge.config import parse_duration
 from dbt_prom_bridge.rules import Mode, RulesOptions
-from dbt_prom_bridge.rules_tests import eval_interval, values_text
+from dbt_prom_bridge.rules.tests import eval_interval, values_text
 from tests.rules.rulestools import SAMPLE_META, sample_manifest
 
 
@@ -43,7 +43,7 @@ def test_every_source_alert_is_silent_at_its_threshold_and_fires_just_after(mode
         assert firing(doc, group, alert, "7m") == set()
         assert firing(doc, group, alert, "8m") == checked
         assert firing(doc, group, alert, "9m") == set()
-        for other in (rules.NO_DATA, rules.RUNTIME_ERROR, rules.NOT_RUN):
+        for other in (rules.NO_DATA, rules.RUNTIME_ERROR, rules.NOT_RUN, rules.NOT_CHECKED):
             assert all(firing(doc, group, other, t) == set() for t in ("2m", "7m", "8m", "9m"))
     # clicks: warn 15m < error 30m, so crossing warn_after does not fire its error
     assert "events.clicks" not in firing(doc, 0, rules.ERROR, "8m")
@@ -51,7 +51,11 @@ def test_every_source_alert_is_silent_at_its_threshold_and_fires_just_after(mode
         assert firing(doc, group, alert, "1m") == set()
         assert firing(doc, group, alert, "6m") == set()
         assert firing(doc, group, alert, "7m") == checked
-    names = [c["alertname"] for t in doc["tests"][5:] for c in t["alert_rule_test"]]
+    # NotChecked: every source's last check reaches --stale-after behind the run at T0 = 2m.
+    assert firing(doc, 5, rules.NOT_CHECKED, "2m") == set()
+    assert firing(doc, 5, rules.NOT_CHECKED, "8m") == checked
+    assert firing(doc, 5, rules.NOT_CHECKED, "9m") == set()
+    names = [c["alertname"] for t in doc["tests"][6:] for c in t["alert_rule_test"]]
     assert set(names) == set(rules.RUN_ALERTS)
 
 

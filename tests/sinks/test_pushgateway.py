@@ -3,16 +3,22 @@ pushes, and replay that never replaces newer data."""
 
 from __future__ import annotations
 
+import io
+import itertools
+import time
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
 from dbt_prom_bridge import api
 from dbt_prom_bridge.config import GatewayConfig
-from dbt_prom_bridge.errors import ArtifactError
+from dbt_prom_bridge.exposition import render
 from dbt_prom_bridge.model import Status
-from dbt_prom_bridge.sinks.pushgateway import Pushgateway, group_path
+from dbt_prom_bridge.sinks import spill
+from dbt_prom_bridge.sinks.pushgateway import Pushgateway, group_path, read_group, read_revision
 from devtools import servers
+from tests.conftest import wipe
 from tests.reliability.runs import T0, check, failed, groups, held, loaded_at, run, run_ts, statuses
 
 pytestmark = pytest.mark.e2e
@@ -50,16 +56,6 @@ def test_targets_and_projects_never_overwrite_each_other(pushgateway: servers.Se
             assert statuses(state) == {("src", f"{project}-{target}"): "pass"}
 
 
-def test_partial_run_keeps_the_sources_it_did_not_check(pushgateway: servers.Server) -> None:
-    gw(pushgateway).push(run(at=T0))
-    outcome = gw(pushgateway).push(run(at=T0 + 60, tables=("b",), partial=True, loaded_offset=7200))
-    assert outcome.carried_over == 2
-    state = held(pushgateway.url, project="shop", target="dev")
-    assert loaded_at(state) == {("src", "a"): T0 - 600, ("src", "b"): T0 + 60 - 7200, ("src", "c"): T0 - 600}
-    assert run_ts(state) == T0 + 60
-    assert state["dbt_source_freshness_sources"][("pass",)] == 3
-
-
 def test_partial_run_on_an_empty_gateway(pushgateway: servers.Server) -> None:
     outcome = gw(pushgateway).push(run(tables=("b",), partial=True))
     assert outcome.carried_over == 0
@@ -74,98 +70,165 @@ def test_failed_run_keeps_the_last_good_series(pushgateway: servers.Server) -> N
     assert run_ts(state) == T0 and len(statuses(state)) == 3
 
 
-# -- replay: newest data always wins ---------------------------------------------------------
+# -- newest check wins, per source (issue: the source is the unit of truth) -------------------
 
 
-def test_replay_of_a_newer_run_pushes_it(pushgateway: servers.Server) -> None:
-    gw(pushgateway).push(run(at=T0))
-    outcome = gw(pushgateway).replay(run(at=T0 + 60, tables=("a", "b")), T0 + 60)
-    assert outcome is not None and outcome.method == "PUT"
-    state = held(pushgateway.url, project="shop", target="dev")
-    assert run_ts(state) == T0 + 60 and set(statuses(state)) == {("src", "a"), ("src", "b")}
+def gw_at(server: servers.Server, state_dir: Path | None, **kw: object) -> Pushgateway:
+    return Pushgateway(GatewayConfig(url=server.url, retries=0, **kw), state_dir=state_dir)  # type: ignore[arg-type]
 
 
-def test_replay_into_an_empty_gateway(pushgateway: servers.Server) -> None:
-    assert gw(pushgateway).replay(run(at=T0), T0) is not None
-    assert run_ts(held(pushgateway.url, project="shop", target="dev")) == T0
-
-
-@pytest.mark.parametrize("offset", [0, -60])
-def test_replay_of_the_same_or_an_older_full_run_is_superseded(
-    pushgateway: servers.Server, offset: int
-) -> None:
-    gw(pushgateway).push(run(at=T0))
+def test_an_older_check_never_replaces_a_newer_one(pushgateway: servers.Server, tmp_path: Path) -> None:
+    gw_at(pushgateway, tmp_path).push(run(at=T0 + 60, loaded_offset=10))
     before = held(pushgateway.url, project="shop", target="dev")
-    assert gw(pushgateway).replay(run(at=T0 + offset, loaded_offset=9999), T0 + offset) is None
+    late = gw_at(pushgateway, tmp_path).push(run(at=T0, loaded_offset=9999))
+    assert not late.pushed and len(late.merged.not_newer) == 3
     assert held(pushgateway.url, project="shop", target="dev") == before
 
 
-def test_replay_of_an_older_run_updates_only_sources_held_with_older_checks(
-    pushgateway: servers.Server,
-) -> None:
-    # The gateway holds: a, b, c from a full run at T0, then a newer partial run of b at T0+120.
-    gw(pushgateway).push(run(at=T0))
-    gw(pushgateway).push(run(at=T0 + 120, tables=("b",), partial=True, loaded_offset=30))
-    # A full run at T0+60 (a, b, c, d) failed to push earlier and is replayed now.
-    late = run(at=T0 + 60, tables=("a", "b", "c", "d"), loaded_offset=5)
-    outcome = gw(pushgateway).replay(late, T0 + 60)
-    assert outcome is not None and outcome.carried_over == 1  # b kept from the gateway
+def test_a_run_changes_only_the_sources_it_checked(pushgateway: servers.Server, tmp_path: Path) -> None:
+    gw_at(pushgateway, tmp_path).push(run(at=T0))
+    # a run whose artifact has only b (dbt's own --select): no flag says it is partial
+    outcome = gw_at(pushgateway, tmp_path).push(run(at=T0 + 60, tables=("b",), loaded_offset=7200))
+    assert outcome.carried_over == 2 and outcome.merged.updated == (("src", "b"),)
     state = held(pushgateway.url, project="shop", target="dev")
-    assert loaded_at(state) == {
-        ("src", "a"): T0 + 55,  # from the replayed run: newer than T0
-        ("src", "b"): T0 + 90,  # the gateway's: newer than the replayed run
-        ("src", "c"): T0 + 55,
-    }  # d is not brought back: the newest run the gateway knows did not have it
-    assert run_ts(state) == T0 + 120  # run-level series stay the newest run's
-    assert state["dbt_source_freshness_run_duration_seconds"] == {(): 1.5}
+    assert loaded_at(state) == {("src", "a"): T0 - 600, ("src", "b"): T0 + 60 - 7200, ("src", "c"): T0 - 600}
+    assert run_ts(state) == T0 + 60
     assert state["dbt_source_freshness_sources"][("pass",)] == 3
-    assert state["dbt_prom_bridge_build_info"]
 
 
-def test_replay_compares_runtime_errors_by_run_time(pushgateway: servers.Server) -> None:
-    gw(pushgateway).push(
-        run(at=T0, checks=(check("src", "a", Status.RUNTIME_ERROR, loaded=None, checked=None),))
+def test_sources_removed_from_the_project_go_and_never_checked_ones_are_not_run(
+    pushgateway: servers.Server, tmp_path: Path
+) -> None:
+    gw_at(pushgateway, tmp_path).push(run(at=T0))
+    # the manifest now declares a (checked), b (configured, not checked) and d (new, never checked)
+    declared = run(at=T0 + 60, tables=("a",))
+    placeholders = tuple(
+        replace(check("src", t), status=Status.NOT_RUN, max_loaded_at=None, checked_at=None, has_data=None)
+        for t in ("b", "d")
     )
-    older = run(at=T0 - 60, checks=(check("src", "a", checked=T0 - 60),))
-    assert gw(pushgateway).replay(older, T0 - 60) is None
-    assert statuses(held(pushgateway.url, project="shop", target="dev")) == {("src", "a"): "runtime_error"}
-
-
-def test_replay_of_a_failed_run(pushgateway: servers.Server) -> None:
-    gw(pushgateway).push(run(at=T0))
-    assert gw(pushgateway).replay(failed(), T0 - 1) is None  # a good run came after the failure
-    assert held(pushgateway.url, project="shop", target="dev")["dbt_source_freshness_run_success"] == {
-        (): 1.0
-    }
-    outcome = gw(pushgateway).replay(failed(), T0 + 1)
-    assert outcome is not None and outcome.method == "POST"
+    outcome = gw_at(pushgateway, tmp_path).push(replace(declared, unchecked=placeholders, complete=True))
+    assert outcome.merged.removed == (("src", "c"),)
     state = held(pushgateway.url, project="shop", target="dev")
-    assert state["dbt_source_freshness_run_success"] == {(): 0.0} and len(statuses(state)) == 3
+    assert statuses(state) == {("src", "a"): "pass", ("src", "b"): "pass", ("src", "d"): "not_run"}
+    assert loaded_at(state)[("src", "b")] == T0 - 600  # b keeps its last check
 
 
-def test_replay_of_a_newer_partial_run_merges(pushgateway: servers.Server) -> None:
-    gw(pushgateway).push(run(at=T0))
-    outcome = gw(pushgateway).replay(run(at=T0 + 60, tables=("c",), partial=True, loaded_offset=1), T0 + 60)
-    assert outcome is not None and outcome.carried_over == 2
-    assert loaded_at(held(pushgateway.url, project="shop", target="dev"))[("src", "c")] == T0 + 59
+@pytest.mark.parametrize("order", list(itertools.permutations(range(4))))
+def test_any_order_of_runs_ends_with_the_newest_check_of_each_source(
+    pushgateway: servers.Server, tmp_path: Path, order: tuple[int, ...]
+) -> None:
+    runs = [
+        run(at=T0, loaded_offset=100),  # full
+        run(at=T0 + 30, tables=("a",), loaded_offset=50),  # a selection
+        run(at=T0 + 60, tables=("b", "c"), loaded_offset=20),  # another selection
+        run(at=T0 + 90, tables=("c",), loaded_offset=5),
+    ]
+    for i in order:
+        gw_at(pushgateway, tmp_path).push(runs[i])
+    state = held(pushgateway.url, project="shop", target="dev")
+    assert loaded_at(state) == {("src", "a"): T0 - 20, ("src", "b"): T0 + 40, ("src", "c"): T0 + 85}
+    assert run_ts(state) == T0 + 90
 
 
-# -- stale artifacts -------------------------------------------------------------------------
+def test_a_host_without_the_cache_reads_the_group(pushgateway: servers.Server, tmp_path: Path) -> None:
+    """Two hosts (separate state dirs) share a group: each reads what the other wrote."""
+    gw_at(pushgateway, tmp_path / "host-a").push(run(at=T0))
+    b = gw_at(pushgateway, tmp_path / "host-b").push(run(at=T0 + 60, tables=("b",), loaded_offset=1))
+    assert b.carried_over == 2
+    a = gw_at(pushgateway, tmp_path / "host-a").push(run(at=T0 + 120, tables=("c",), loaded_offset=2))
+    assert a.carried_over == 2
+    assert loaded_at(held(pushgateway.url, project="shop", target="dev")) == {
+        ("src", "a"): T0 - 600,
+        ("src", "b"): T0 + 59,
+        ("src", "c"): T0 + 118,
+    }
 
 
-def test_an_artifact_already_pushed_is_refused(pushgateway: servers.Server) -> None:
+def test_a_gateway_that_lost_its_groups_gets_them_back(pushgateway: servers.Server, tmp_path: Path) -> None:
+    gw_at(pushgateway, tmp_path).push(run(at=T0))
+    wipe(pushgateway)  # a restart without persistence
+    gw_at(pushgateway, tmp_path).push(run(at=T0 + 60, tables=("a",), loaded_offset=1))
+    assert set(statuses(held(pushgateway.url, project="shop", target="dev"))) == {
+        ("src", "a"),
+        ("src", "b"),
+        ("src", "c"),
+    }
+
+
+def test_delete_removes_the_group_and_the_cache(pushgateway: servers.Server, tmp_path: Path) -> None:
+    sink = gw_at(pushgateway, tmp_path)
+    sink.push(run(at=T0))
+    sink.delete(run())
+    assert held(pushgateway.url, project="shop", target="dev") == {}
+    sink.push(run(at=T0 + 60, tables=("a",)))
+    assert set(statuses(held(pushgateway.url, project="shop", target="dev"))) == {("src", "a")}
+
+
+def test_force_lets_an_older_check_replace_a_newer_one(pushgateway: servers.Server, tmp_path: Path) -> None:
+    gw_at(pushgateway, tmp_path).push(run(at=T0 + 60))
+    gw_at(pushgateway, tmp_path).push(run(at=T0, tables=("a",), loaded_offset=1), force=True)
+    assert loaded_at(held(pushgateway.url, project="shop", target="dev"))[("src", "a")] == T0 - 1
+
+
+def test_a_held_check_from_the_future_does_not_block_real_checks(
+    pushgateway: servers.Server, tmp_path: Path
+) -> None:
+    future = time.time() + 5 * 365 * 86400
+    gw_at(pushgateway, tmp_path).push(run(at=future))
+    now = time.time()
+    gw_at(pushgateway, tmp_path).push(run(at=now, tables=("a",), loaded_offset=1))
+    assert loaded_at(held(pushgateway.url, project="shop", target="dev"))[("src", "a")] == now - 1
+
+
+def test_failed_run_then_the_same_old_artifact_keeps_run_success_0(
+    pushgateway: servers.Server, tmp_path: Path
+) -> None:
+    gw_at(pushgateway, tmp_path).push(run(at=T0))
+    gw_at(pushgateway, tmp_path).push(failed())
+    again = gw_at(pushgateway, tmp_path).push(run(at=T0))
+    assert not again.pushed
+    state = held(pushgateway.url, project="shop", target="dev")
+    assert state["dbt_source_freshness_run_success"] == {(): 0.0} and run_ts(state) == T0
+
+
+def test_replay_goes_through_the_same_merge(pushgateway: servers.Server, tmp_path: Path) -> None:
     config = GatewayConfig(url=pushgateway.url, retries=0)
-    api.check_not_already_pushed(run(at=T0), config)  # nothing held yet
-    Pushgateway(config).push(run(at=T0))
-    with pytest.raises(ArtifactError, match="already pushed"):
-        api.check_not_already_pushed(run(at=T0), config)
-    with pytest.raises(ArtifactError, match="1m00s older than the run the gateway holds"):
-        api.check_not_already_pushed(run(at=T0 - 60), config)
-    api.check_not_already_pushed(run(at=T0 + 1), config)
-    api.check_not_already_pushed(replace(run(at=T0), target="prod"), config)
+    sink = Pushgateway(config, state_dir=tmp_path)
+    older, newer = run(at=T0, loaded_offset=100), run(at=T0 + 60, tables=("a",), loaded_offset=1)
+    for spilled in (older, newer):
+        spill.spill_run(tmp_path, spilled, sink.destination(spilled), "down", now=lambda: T0)
+    sink.push(run(at=T0 + 30, tables=("b",), loaded_offset=3))
+    report = api.replay(tmp_path, config)
+    assert len(report.pushed) == 2 and not report.superseded
+    assert loaded_at(held(pushgateway.url, project="shop", target="dev")) == {
+        ("src", "a"): T0 + 59,
+        ("src", "b"): T0 + 27,  # the older replayed run did not win over b's newer check
+        ("src", "c"): T0 - 100,
+    }
+    spill.spill_run(tmp_path, older, sink.destination(older), "down", now=lambda: T0)
+    assert [e.run.generated_at for e in api.replay(tmp_path, config).superseded] == [T0]
 
 
-def test_the_already_pushed_check_does_not_block_when_the_gateway_is_down() -> None:
-    api.check_not_already_pushed(
-        run(), GatewayConfig(url=f"http://127.0.0.1:{servers.free_port()}", retries=0)
+def test_read_revision_stops_at_its_family_and_matches_exactly() -> None:
+    text = (
+        b"# HELP dbt_prom_bridge_state_revision x\n"
+        b"# TYPE dbt_prom_bridge_state_revision gauge\n"
+        b'dbt_prom_bridge_state_revision{instance="",job="j",project="p",region="x",target="t"} 5\n'
+        b'dbt_prom_bridge_state_revision{instance="",job="j",project="p",target="t"} 7\n'
+        b'dbt_source_freshness_status{instance="",job="j",project="p"} 1\n'
     )
+    group = {"job": "j", "project": "p", "target": "t"}
+    assert read_revision(io.BytesIO(text), group) == 7
+    assert read_revision(io.BytesIO(text), {**group, "region": "x"}) == 5
+    assert read_revision(io.BytesIO(text), {**group, "project": "q"}) is None
+    assert read_revision(io.BytesIO(b""), group) is None
+
+
+def test_read_group_keeps_only_its_own_series() -> None:
+    mine = Pushgateway(GatewayConfig(url="http://gw")).labels(run())
+    first, other = run(at=T0), run(at=T0 + 5, project="other", tables=("z",))
+    text = (render(first) + render(other)).replace("{project=", '{instance="",job="j",project=')
+    state, revision = read_group(io.BytesIO(text.encode()), {"job": "j", **dict(mine)}, run())
+    assert revision is None and state is not None
+    assert {c.key for c in state.checks} == {("src", "a"), ("src", "b"), ("src", "c")}
+    assert state.generated_at == T0

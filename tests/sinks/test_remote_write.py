@@ -33,13 +33,16 @@ def make_run(n: int = 400, hostile: bool = True, meta: tuple[str, ...] = ("owner
     )
 
 
-def decode(run: FreshnessRun, config: RemoteWriteConfig) -> tuple[list[Series], list[Any], list[int]]:
+def decode(
+    run: FreshnessRun, config: RemoteWriteConfig, run_level: bool = True
+) -> tuple[list[Series], list[Any], list[int]]:
     """Every series the requests carry, the metadata, and the series count of each request."""
+    stamps = {STAMP} | {round(c.checked_at * 1000) for c in run.checks if c.checked_at is not None}
     msgs = messages()
     out: list[Series] = []
     metadata: list[Any] = []
     sizes: list[int] = []
-    for batch in batches(run, config, STAMP):
+    for batch in batches(run, config, STAMP, run_level=run_level):
         request = msgs.WriteRequest()
         request.ParseFromString(batch.body)
         sizes.append(len(request.timeseries))
@@ -50,7 +53,8 @@ def decode(run: FreshnessRun, config: RemoteWriteConfig) -> tuple[list[Series], 
             assert names == sorted(names), "labels must be sorted by name"
             assert len(names) == len(set(names))
             assert all(label.value for label in ts.labels), "no empty label values"
-            assert [(s.timestamp) for s in ts.samples] == [STAMP]
+            [sample] = ts.samples
+            assert sample.timestamp in stamps
             labels = {label.name: label.value for label in ts.labels}
             name = labels.pop("__name__")
             out.append((name, tuple(sorted(labels.items())), ts.samples[0].value))
@@ -94,19 +98,39 @@ def test_upper_case_meta_label_sorts_before_name() -> None:
     assert [label.name for label in request.timeseries[0].labels][:2] == ["Owner", "__name__"]
 
 
-def test_a_partial_run_leaves_out_the_counts_of_the_selection() -> None:
-    run = replace(make_run(100), partial=True)
-    got, _, _ = decode(run, RemoteWriteConfig(url="http://rw"))
+def test_each_source_carries_its_check_time_and_run_level_the_run_time() -> None:
+    run = make_run(60, hostile=False)
+    msgs = messages()
+    by_source: dict[tuple[str, str], set[int]] = {}
+    run_level: set[int] = set()
+    for batch in batches(run, RemoteWriteConfig(url="http://rw"), STAMP):
+        request = msgs.WriteRequest()
+        request.ParseFromString(batch.body)
+        for ts in request.timeseries:
+            labels = {label.name: label.value for label in ts.labels}
+            if "source_name" in labels:
+                by_source.setdefault((labels["source_name"], labels["table_name"]), set()).add(
+                    ts.samples[0].timestamp
+                )
+            else:
+                run_level.add(ts.samples[0].timestamp)
+    want = {c.key: {round(c.checked_at * 1000)} for c in run.checks if c.checked_at is not None}
+    assert by_source == want and len(want) == len(run.checks)
+    assert run_level == {STAMP}
+
+
+def test_without_run_level_only_the_sources_are_sent() -> None:
+    got, _, _ = decode(make_run(100), RemoteWriteConfig(url="http://rw"), run_level=False)
     names = {n for n, _l, _v in got}
-    assert SOURCES not in names and RUN_SUCCESS in names and "dbt_source_freshness_status" in names
+    assert SOURCES not in names and RUN_SUCCESS not in names and "dbt_source_freshness_status" in names
 
 
 def test_a_failed_run_sends_only_run_success_and_build_info() -> None:
-    run = replace(make_run(50), success=False, checks=(), generated_at=None, elapsed=None)
-    got, metadata, sizes = decode(run, RemoteWriteConfig(url="http://rw"))
+    run = replace(make_run(50), success=False, checks=(), unchecked=(), generated_at=None, elapsed=None)
+    got, _metadata, sizes = decode(run, RemoteWriteConfig(url="http://rw"))
     assert {n for n, _l, _v in got} == {RUN_SUCCESS, BUILD_INFO}
     assert [v for n, _l, v in got if n == RUN_SUCCESS] == [0.0]
-    assert sizes == [2] and len(metadata) == 2
+    assert sizes == [2]
 
 
 @pytest.mark.parametrize(
@@ -154,5 +178,5 @@ def test_source_chunks_do_not_change_the_series(monkeypatch: pytest.MonkeyPatch)
         (None, "cannot reach x", False),
     ],
 )
-def test_superseded_answers(status: int | None, text: str, result: bool) -> None:
-    assert remote_write.superseded(PushError(text, status=status)) is result
+def test_too_old_answers(status: int | None, text: str, result: bool) -> None:
+    assert remote_write.too_old(PushError(text, status=status)) is result

@@ -27,7 +27,8 @@ from dbt_prom_bridge.errors import PushError
 from dbt_prom_bridge.exposition import RUN_SUCCESS, render
 from dbt_prom_bridge.model import FreshnessRun, RunContext, build_run
 from dbt_prom_bridge.sinks import spill
-from dbt_prom_bridge.sinks.remote_write import RemoteWrite, superseded
+from dbt_prom_bridge.sinks.remote_write import RemoteWrite, too_old
+from dbt_prom_bridge.state import initial
 from devtools import servers
 from tests.conftest import requires, scrape
 
@@ -79,7 +80,7 @@ def stored(server: servers.Server, job: str, at: float) -> list[Series]:
 
 def expected(run: FreshnessRun, extra: dict[str, str]) -> list[Series]:
     out: list[Series] = []
-    for fam in text_string_to_metric_families(render(run)):
+    for fam in text_string_to_metric_families(render(initial(run))):
         for sample in fam.samples:
             labels = {k: v for k, v in {**sample.labels, **extra}.items() if v != ""}
             out.append((sample.name, tuple(sorted(labels.items())), sample.value))
@@ -98,13 +99,14 @@ def synthetic_run(n: int, seed: int, now: float, hostile: bool = True) -> Freshn
 
 
 def test_series_read_back_equal_the_exposition(prometheus: servers.Server) -> None:
-    run = synthetic_run(600, seed=31, now=time.time())
+    now = time.time()
+    run = synthetic_run(600, seed=31, now=now)
     config = RemoteWriteConfig(
         url=write_url(prometheus), job="rw_exact", labels=(("region", "eu/west 1"),), batch=900
     )
-    outcome = RemoteWrite(config).push(run)
-    assert outcome.requests >= 6 and outcome.series == len(expected(run, {}))
-    got = stored(prometheus, "rw_exact", outcome.timestamp_ms / 1000)
+    delivered = RemoteWrite(config).push(run)
+    assert delivered.pushed and len(delivered.merged.updated) == len(initial(run).checks)
+    got = stored(prometheus, "rw_exact", now)
     want = expected(run, {"job": "rw_exact", "region": "eu/west 1"})
     assert Counter(got) == Counter(want)
     values = {v for _n, labels, _v in got for _k, v in labels}
@@ -113,34 +115,50 @@ def test_series_read_back_equal_the_exposition(prometheus: servers.Server) -> No
         and any('"' in v for v in values)
         and any("日本語" in v for v in values)
     )
-    # every sample carries the push time (a range query shows the samples with their timestamps)
-    ranges = query(prometheus, '{job="rw_exact"}[10m]', outcome.timestamp_ms / 1000)
+    # each source's samples carry the time of its check; run-level ones the run's time
+    checked = {c.checked_at for c in run.checks}
+    ranges = query(prometheus, '{job="rw_exact"}[10m]', now)
     assert len(ranges) == len(want)
-    assert {float(t) for item in ranges for t, _v in item["values"]} == {outcome.timestamp_ms / 1000}
+    for item in ranges:
+        [(t, _v)] = item["values"]
+        name = item["metric"]["__name__"]
+        if name.startswith("dbt_source_freshness_run_") or name.startswith("dbt_prom_bridge"):
+            assert float(t) == pytest.approx(run.generated_at)
+        elif name != "dbt_source_freshness_sources":
+            assert float(t) in {round(c, 3) for c in checked if c is not None} | {
+                pytest.approx(run.generated_at)
+            }
 
 
-def test_older_samples_are_refused_as_superseded_and_replay_drops_them(
+def test_older_checks_are_not_sent_and_refusals_are_lost_not_superseded(
     prometheus: servers.Server, tmp_path: Path
 ) -> None:
     now = time.time()
+    state_dir = tmp_path / "state"
     newer = synthetic_run(40, seed=32, now=now, hostile=False)
     config = RemoteWriteConfig(url=write_url(prometheus), job="rw_order", batch=100)
-    RemoteWrite(config).push(newer, when=now)
-    older = replace(newer, generated_at=now - 600)
-    with pytest.raises(PushError) as refused:
-        RemoteWrite(config).push(older, when=now - 60)
-    assert refused.value.status == 400 and superseded(refused.value)
+    assert RemoteWrite(config, state_dir=state_dir).push(newer).pushed
+    # an older run of the same sources: this host knows it sent newer checks, so nothing is sent
+    older = synthetic_run(40, seed=32, now=now - 600, hostile=False)
+    again = RemoteWrite(config, state_dir=state_dir).push(older)
+    assert not again.pushed and len(again.merged.not_newer) == len(older.checks)
 
-    # the same through a spill entry and replay: dropped as superseded, the store keeps the newer run
-    spill_dir = tmp_path / "spill"
-    spill.spill_run(
-        spill_dir, older, api.remote_write_destination(older, config), "test", now=lambda: now - 60
-    )
-    report = api.replay_remote_write(spill_dir, config)
-    assert [e.run.generated_at for e in report.superseded] == [now - 600] and not report.pushed
+    # the same through a spill entry and replay: superseded (this host sent newer checks)
+    spill_dir = state_dir
+    sink = RemoteWrite(config, state_dir=spill_dir)
+    spill.spill_run(spill_dir, older, sink.destination(older), "test", now=lambda: now - 60)
+    report = api.replay(spill_dir, remote_write=config)
+    assert [e.run.generated_at for e in report.superseded] == [older.generated_at] and not report.pushed
     assert spill.scan(spill_dir).entries == ()
     held = query(prometheus, 'dbt_source_freshness_run_timestamp_seconds{job="rw_order"}', now)
     assert [float(h["value"][1]) for h in held] == [pytest.approx(newer.generated_at)]
+
+    # another host (no shared state) sends the older checks: the receiver refuses them, and
+    # that is reported as lost with its reason, never as superseded
+    with pytest.raises(PushError) as refused:
+        RemoteWrite(config, state_dir=tmp_path / "other-host").push(older)
+    assert refused.value.status == 400 and too_old(refused.value)
+    assert "lost" in str(refused.value)
 
 
 def test_cli_push_spills_when_down_and_replays_before_the_next_push(
@@ -187,7 +205,7 @@ def test_cli_push_spills_when_down_and_replays_before_the_next_push(
     assert "replayed" in ok.stderr
     assert [e.destination.url for e in spill.scan(spill_dir).entries] == [dead]
     samples = query(prometheus, f'count_over_time({RUN_SUCCESS}{{job="rw_cli"}}[5m])')
-    assert [float(s["value"][1]) for s in samples] == [2.0]
+    assert [float(s["value"][1]) for s in samples] == [2.0]  # the replayed run, then the new one
     held = query(prometheus, 'dbt_source_freshness_run_timestamp_seconds{job="rw_cli"}')
     assert [float(s["value"][1]) for s in held] == [second_at]
 
@@ -207,9 +225,10 @@ def test_basic_auth(tmp_path: Path) -> None:
             RemoteWrite(bad).push(run)
         assert "wrong" not in str(failed.value)
         good = replace(bad, auth=HttpAuth(username="writer", password=Secret(PASSWORD)))
-        assert RemoteWrite(good).push(run).series > 0
+        assert RemoteWrite(good).push(run).pushed
         with_url_credentials = RemoteWriteConfig(url=url.replace("http://", f"http://writer:{PASSWORD}@"))
-        assert RemoteWrite(with_url_credentials).push(run, when=time.time() + 1).series > 0
+        later = synthetic_run(20, seed=34, now=time.time() + 1, hostile=False)
+        assert RemoteWrite(with_url_credentials).push(later).pushed
     finally:
         server.stop()
 
@@ -222,8 +241,8 @@ def test_replay_command_sends_spilled_runs_to_the_remote_write_endpoint(
     run = synthetic_run(30, seed=35, now=now - 30, hostile=False)
     config = RemoteWriteConfig(url=write_url(prometheus), job="rw_replay")
     other = RemoteWriteConfig(url="http://127.0.0.1:9/api/v1/write", job="rw_replay")
-    spill.spill_run(spill_dir, run, api.remote_write_destination(run, config), "down", now=lambda: now - 20)
-    spill.spill_run(spill_dir, run, api.remote_write_destination(run, other), "down", now=lambda: now - 20)
+    spill.spill_run(spill_dir, run, RemoteWrite(config).destination(run), "down", now=lambda: now - 20)
+    spill.spill_run(spill_dir, run, RemoteWrite(other).destination(run), "down", now=lambda: now - 20)
 
     argv = [DBT_PROM, "replay", "--spill-dir", str(spill_dir), "--remote-write", write_url(prometheus)]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
@@ -233,7 +252,7 @@ def test_replay_command_sends_spilled_runs_to_the_remote_write_endpoint(
     held = query(prometheus, 'dbt_source_freshness_run_timestamp_seconds{job="rw_replay"}', now)
     assert [float(h["value"][1]) for h in held] == [pytest.approx(now - 30)]
     ranges = query(prometheus, 'dbt_source_freshness_run_success{job="rw_replay"}[5m]', now)
-    assert [float(t) for t, _v in ranges[0]["values"]] == [pytest.approx(now - 20, abs=1e-3)]
+    assert [float(t) for t, _v in ranges[0]["values"]] == [pytest.approx(now - 30, abs=1e-3)]
 
 
 @requires("prometheus-pushgateway")

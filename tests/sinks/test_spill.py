@@ -15,12 +15,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dbt_prom_bridge import api
+from dbt_prom_bridge.codec import run_from_json, run_to_json
 from dbt_prom_bridge.config import GatewayConfig
+from dbt_prom_bridge.deliver import spill_one
 from dbt_prom_bridge.errors import PushError, UsageError
 from dbt_prom_bridge.model import Status, Threshold
 from dbt_prom_bridge.sinks import spill
 from dbt_prom_bridge.sinks.http import DeliveryError
+from dbt_prom_bridge.sinks.pushgateway import Pushgateway
 from dbt_prom_bridge.sinks.spill import (
     FORMAT,
     PUSHED,
@@ -28,8 +30,6 @@ from dbt_prom_bridge.sinks.spill import (
     Destination,
     RunSpilled,
     SpilledRun,
-    run_from_json,
-    run_to_json,
 )
 from tests.reliability.runs import T0, check, failed, run
 
@@ -255,7 +255,7 @@ def test_spilling_into_an_unwritable_place_says_the_run_is_lost(tmp_path: Path) 
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     gateway = GatewayConfig(url="http://u:secret@gw:9091")
-    err = api.spill_failed_push(run(), gateway, blocker / "spill", PushError("HTTP 500 from http://gw:9091"))
+    err = spill_one(run(), Pushgateway(gateway), blocker / "spill", PushError("HTTP 500 from http://gw:9091"))
     assert not isinstance(err, RunSpilled)
     assert "could not be saved" in str(err) and "it is lost" in str(err)
     assert "secret" not in str(err)
@@ -263,7 +263,7 @@ def test_spilling_into_an_unwritable_place_says_the_run_is_lost(tmp_path: Path) 
 
 def test_spill_failed_push_records_the_grouping_key(tmp_path: Path) -> None:
     gateway = GatewayConfig(url="http://u:secret@gw:9091/", job="j", grouping_key=(("region", "eu"),))
-    err = api.spill_failed_push(run(), gateway, tmp_path, PushError("boom", status=503), now=time.time)
+    err = spill_one(run(), Pushgateway(gateway), tmp_path, PushError("boom", status=503), now=time.time)
     assert isinstance(err, RunSpilled) and err.status == 503 and err.exit_code == 4
     entry = spill.read_entry(err.path)
     assert entry.destination == Destination(

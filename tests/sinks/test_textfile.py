@@ -66,7 +66,7 @@ def current_status(path: Path) -> dict[str, str]:
 def test_writes_world_readable_file_without_timestamps(tmp_path: Path) -> None:
     target = tmp_path / "dbt.prom"
     outcome = textfile.write(RUN, target)
-    assert outcome.path == target
+    assert outcome.url == str(target) and outcome.pushed
     assert stat.S_IMODE(target.stat().st_mode) == 0o644
     text = target.read_text()
     samples = [line for line in text.splitlines() if line and not line.startswith("#")]
@@ -90,10 +90,24 @@ def test_replaces_existing_file_atomically(tmp_path: Path) -> None:
     target = tmp_path / "dbt.prom"
     textfile.write(RUN, target)
     inode = target.stat().st_ino
-    smaller = replace(RUN, checks=RUN.checks[:1])
+    # a newer run whose manifest declares only "orders": the others were removed from the project
+    smaller = replace(RUN, checks=(later(check("orders")),), generated_at=NOW + 60, complete=True)
     textfile.write(smaller, target)
     assert target.stat().st_ino != inode, "a new file is renamed over the old one"
-    assert current_status(target) == {"orders": "pass"}, "a full run drops sources it no longer has"
+    assert current_status(target) == {"orders": "pass"}, "sources the project no longer has go"
+
+
+def test_a_run_with_nothing_newer_leaves_the_file_alone(tmp_path: Path) -> None:
+    target = tmp_path / "dbt.prom"
+    textfile.write(RUN, target)
+    inode = target.stat().st_ino
+    outcome = textfile.write(RUN, target)
+    assert not outcome.pushed and target.stat().st_ino == inode
+
+
+def later(c: SourceCheck, by: float = 60.0) -> SourceCheck:
+    assert c.checked_at is not None
+    return replace(c, checked_at=c.checked_at + by)
 
 
 def test_failed_rename_keeps_old_file_and_leaves_no_temp(
@@ -108,7 +122,7 @@ def test_failed_rename_keeps_old_file_and_leaves_no_temp(
 
     monkeypatch.setattr(Path, "replace", boom)
     with pytest.raises(PushError, match="No space left on device"):
-        textfile.write(replace(RUN, checks=()), target)
+        textfile.write(replace(RUN, checks=(later(check("orders", Status.ERROR)),)), target)
     assert target.read_bytes() == before
     assert list(tmp_path.iterdir()) == [target]
 
@@ -116,7 +130,9 @@ def test_failed_rename_keeps_old_file_and_leaves_no_temp(
 def test_partial_run_keeps_unselected_sources(tmp_path: Path) -> None:
     target = tmp_path / "dbt.prom"
     textfile.write(RUN, target)
-    partial = replace(RUN, checks=(check("refunds", Status.PASS),), partial=True, generated_at=NOW + 60)
+    partial = replace(
+        RUN, checks=(later(check("refunds", Status.PASS)),), partial=True, generated_at=NOW + 60
+    )
     outcome = textfile.write(partial, target)
     assert outcome.carried_over == 2
     assert current_status(target) == {"orders": "pass", "refunds": "pass", 'we"ird\\name\n': "error"}

@@ -15,6 +15,7 @@ from dbt_prom_bridge import synthetic
 from dbt_prom_bridge.artifacts import parse_manifest, parse_sources, read_manifest, read_sources
 from dbt_prom_bridge.exposition import render
 from dbt_prom_bridge.model import FreshnessRun, RunContext, Status, build_run
+from dbt_prom_bridge.state import initial
 from tests.conftest import CORPUS
 
 NOW = 1_800_000_000.0
@@ -48,7 +49,7 @@ def test_write_streams_the_same_bytes_as_generate(tmp_path: Path) -> None:
 
 def test_every_case_the_bridge_handles_is_present() -> None:
     manifest, sources = synthetic.generate(5000, seed=0, now=NOW)
-    run = run_of(manifest, sources)
+    run = initial(run_of(manifest, sources))
     counts = Counter(c.status for c in run.checks)
     total = len(run.checks)
     # Shares follow synthetic.Shape (seeded, so stable; ranges keep the test readable).

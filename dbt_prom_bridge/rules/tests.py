@@ -12,7 +12,7 @@ remote-written samples are.
 
 What each check expects is computed by a small model of Prometheus's alerting (the rule
 conditions over the input series, ``for``, ``keep_firing_for``, and the annotation texts through
-:class:`~dbt_prom_bridge.rules.PlainText`); promtool then checks the real rules against it.
+:class:`~dbt_prom_bridge.rules.render.PlainText`); promtool then checks the real rules against it.
 The model is written once and is the same for both modes: the same test passes on per-source
 and dynamic rules (the equivalence test in tests/rules uses exactly that).
 """
@@ -20,11 +20,13 @@ and dynamic rules (the equivalence test in tests/rules uses exactly that).
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from dbt_prom_bridge.config import format_duration
 from dbt_prom_bridge.exposition import (
+    CHECKED_AT,
     ERROR_AFTER,
     HAS_DATA,
     MAX_LOADED_AT,
@@ -34,29 +36,33 @@ from dbt_prom_bridge.exposition import (
     WARN_AFTER,
 )
 from dbt_prom_bridge.model import SourceDef, Status
-from dbt_prom_bridge.rules import (
+from dbt_prom_bridge.rules.catalogue import (
     BRIDGE_STALE,
+    BUDGET_BURN,
+    BURNS,
     ERROR,
-    HEADER,
+    LATER_THAN_USUAL,
     NO_DATA,
+    NOT_CHECKED,
     NOT_RUN,
     PUSH_FAILING,
-    PUSH_FAILURE_TIME,
-    PUSH_TIME,
     RUN_FAILED,
     RUNTIME_ERROR,
     SOURCE_ALERTS,
+    USUAL,
     WARN,
-    PlainText,
-    ProjectSources,
-    RulesOptions,
+    Burn,
     alert_annotations,
-    header,
-    number,
+    literal_state_rules,
     project_wide,
-    render_template,
     severity,
 )
+from dbt_prom_bridge.rules.history import ERROR_DEADLINE, PEAK_RANGE, source_objective
+from dbt_prom_bridge.rules.options import RulesOptions
+from dbt_prom_bridge.rules.promql import PUSH_FAILURE_TIME, PUSH_TIME, number
+from dbt_prom_bridge.rules.render import PlainText
+from dbt_prom_bridge.rules.selection import ProjectSources
+from dbt_prom_bridge.rules.templates import HEADER, header, render_template
 from dbt_prom_bridge.rules_syntax import comment_text, promql_string
 
 #: Prometheus's default lookback for instant selectors.
@@ -123,6 +129,10 @@ class Scenario:
     #: Per alert label set: the thresholds its text names and its own runbook (meta.runbook_url).
     context: dict[Key, tuple[Mapping[str, float], str | None]] = field(default_factory=dict)
     _firing: dict[str, list[dict[Key, float]]] = field(default_factory=dict)
+    #: Step -> the recorded usual age (the later-than-usual text names it).
+    usual: dict[int, float] = field(default_factory=dict)
+    #: The burn speed of each budget burn alert.
+    burns: dict[Key, Burn] = field(default_factory=dict)
 
     def condition(self, alert: str, fn: Condition) -> None:
         self.conditions.setdefault(alert, []).append(fn)
@@ -190,6 +200,8 @@ class Scenario:
         out = []
         for labels, value in sorted(self.firing(alert, step).items()):
             thresholds, runbook = self.context.get(labels, ({}, None))
+            if alert == LATER_THAN_USUAL:
+                thresholds = {USUAL: self.usual[step]}
             text = PlainText(dict(labels), value, thresholds)
             notes = alert_annotations(
                 alert,
@@ -197,6 +209,7 @@ class Scenario:
                 self.opts,
                 runbook=runbook,
                 dynamic_runbook=project_wide(alert, self.opts),
+                burn=self.burns.get(labels),
             )
             out.append(Expected(tuple((k, v) for k, v in labels if k != "alertname"), notes))
         return out
@@ -391,7 +404,9 @@ class Builder:
         mla: Series,
         has_data: Series,
         statuses: Mapping[str, Series],
+        checked: tuple[Series, Series] | None = None,
     ) -> None:
+        """The alert conditions of one source; ``checked``: its check time and its run's timestamp."""
         th = self.thresholds(source)
         runbook = source.meta_get("runbook_url") or None
         clean = {k: v for k, v in labels.items() if v}
@@ -423,6 +438,20 @@ class Builder:
                 return {key: 1.0} if sc.visible(item, k) == 1 else {}
 
             sc.condition(alert, state_cond)
+        if checked is None:
+            return
+        check_series, run_series = checked
+        not_checked = _key(clean, NOT_CHECKED, self.rule_labels(NOT_CHECKED, source))
+        sc.context[not_checked] = (th, runbook)
+        stale = self.opts.stale_after
+
+        def left_out(k: int) -> dict[Key, float]:
+            check, run = sc.visible(check_series, k), sc.visible(run_series, k)
+            if check is None or run is None or run - check <= stale:
+                return {}
+            return {not_checked: run - check}
+
+        sc.condition(NOT_CHECKED, left_out)
 
     def _checks(self, sc: Scenario, times: Sequence[int], alerts: Sequence[str]) -> list[Check]:
         return [
@@ -430,6 +459,40 @@ class Builder:
             for t in times
             for alert in alerts
         ]
+
+    def not_checked(self) -> TestGroup:
+        """Runs of the project keep arriving; every source was last checked ``stale_after`` before
+        the run at T0, and is checked again at T_rec."""
+        opts, i = self.opts, self.interval
+        hold, keep = int(opts.for_seconds), int(opts.keep_firing_for or 0)
+        fire = self.t0 + i + hold
+        recover = fire + i
+        times = sorted({self.t0, self.t0 + hold, fire, recover, *((recover + keep,) if keep else ())})
+        steps = self.steps_until(times[-1])
+        sc = Scenario(i, steps, opts)
+        run_ts = sc.add(RUN_TIMESTAMP, self.run_labels(), self.timeline(steps, float))
+        self.other_runs(sc, steps)
+        base = self.t0 - opts.stale_after
+        for source in self.project.sources:
+            labels = self.source_labels(source)
+            mla = sc.add(MAX_LOADED_AT, labels, self.timeline(steps, float))
+            has_data = sc.add(HAS_DATA, labels, self.constant(steps, 1.0))
+            passing = sc.add(STATUS, {**labels, "status": Status.PASS.value}, self.constant(steps, 1.0))
+            for name, seconds in sorted(self.thresholds(source).items()):
+                sc.add(name, labels, self.constant(steps, seconds))
+
+            def check_time(ts: int) -> float:
+                return float(ts) if ts >= recover else base
+
+            check = sc.add(CHECKED_AT, labels, self.timeline(steps, check_time, (recover,)))
+            statuses = {Status.PASS.value: passing}
+            self._source_candidates(sc, source, labels, mla, has_data, statuses, (check, run_ts))
+        return TestGroup(
+            f"{NOT_CHECKED}: runs arrive, but every source's last check is --stale-after older than "
+            f"the run at {format_duration(self.t0)}; checked again at {format_duration(recover)}",
+            sc.rendered_series(),
+            self._checks(sc, times, SOURCE_ALERTS),
+        )
 
     # -- run-level ------------------------------------------------------------------------------------
     def run_failed(self) -> TestGroup:
@@ -536,13 +599,177 @@ class Builder:
             self._checks(sc, times, (PUSH_FAILING,)),
         )
 
+    # -- history: later than usual, SLO burn rates (dense samples, days of evaluations) -----------
+    def _history(self, sc: Scenario, source: SourceDef, alert: str, extra: Mapping[str, str] = {}) -> Key:
+        labels = {k: v for k, v in self.source_labels(source).items() if v}
+        return _key(labels, alert, {**self.rule_labels(alert, source), **extra})
+
+    def usual(self, kind: str) -> TestGroup:
+        """``hourly``: hourly loads for a day more than the window, then none; ``daily``: daily
+        loads, checked 20h into a day; ``young``: hourly loads for only 2 days, then none."""
+        opts, i = self.opts, self.interval
+        hold = int(opts.for_seconds)
+        window = int(opts.usual_window)
+        day = 86400
+        if kind == "young":
+            start, stop = window - day, window + day
+            end = stop + day
+        elif kind == "hourly":
+            start, stop = 0, window + day
+            end = stop + 3 * 3600 + hold
+        else:
+            start, stop = 0, window + 3 * day
+            end = window + day + 20 * 3600
+        cadence = day if kind == "daily" else 3600
+        steps = end // i
+        sc = Scenario(i, steps, opts)
+
+        def loaded(k: int) -> float | None:
+            ts = k * i
+            if ts < start:
+                return None
+            return float(min(ts, stop) // cadence * cadence)
+
+        mla = [loaded(k) for k in range(steps + 1)]
+        age = [None if v is None else k * i - v for k, v in enumerate(mla)]
+        recent = _window_max(age, PEAK_RANGE // i)
+        peaks: list[float | None] = [
+            m if m is not None and a is not None and m > a else None for m, a in zip(recent, age, strict=True)
+        ]
+        usual = _window_max(peaks, window // i)
+        back = window // i
+        reach = INSTANT_LOOKBACK // i
+
+        def active(k: int) -> float | None:
+            a, u = age[k], usual[k]
+            seen = k >= back and any(
+                age[j] is not None for j in range(max(0, k - back - reach), k - back + 1)
+            )
+            if a is None or u is None or not seen:
+                return None
+            return a if a > opts.usual_factor * u and a > opts.usual_floor else None
+
+        for source in self.project.sources:
+            sc.add(MAX_LOADED_AT, self.source_labels(source), list(mla))
+            key = self._history(sc, source, LATER_THAN_USUAL)
+            sc.context[key] = ({}, source.meta_get("runbook_url") or None)
+
+            def cond(k: int, key: Key = key) -> dict[Key, float]:
+                value = active(k)
+                return {} if value is None else {key: value}
+
+            sc.condition(LATER_THAN_USUAL, cond)
+        sc.usual = {k: u for k, u in enumerate(usual) if u is not None}
+        fire = next((k for k in range(steps + 1) if sc.firing(LATER_THAN_USUAL, k)), None)
+        times = {stop + 3600, end}
+        if fire is not None:
+            times |= {(fire - 1) * i, fire * i}
+        if kind == "daily":
+            times = {window + day + 20 * 3600, window + day + 3600}
+        what = {
+            "hourly": "hourly loads stop",
+            "daily": "daily loads, checked at hour 20 of a day",
+            "young": "hourly loads with only 2 days of history stop",
+        }[kind]
+        return TestGroup(
+            f"{LATER_THAN_USUAL}: {what} at {format_duration(stop)}",
+            sc.rendered_series(),
+            self._checks(sc, sorted(times), (LATER_THAN_USUAL,)),
+        )
+
+    def burn(self, speed: str) -> TestGroup:
+        """``fast``: every source is past its error deadline from 1h30m on; ``slow``: one
+        evaluation in ten, for 6h."""
+        opts, i = self.opts, self.interval
+        hold = int(opts.for_seconds)
+        bad_from = 5400
+        end = bad_from + (3600 if speed == "fast" else 5 * 3600) + hold
+        steps = end // i
+        sc = Scenario(i, steps, opts)
+
+        def deadline(k: int) -> float:
+            ts = k * i
+            bad = ts >= bad_from and (speed == "fast" or k % 10 == 0)
+            return float(ts - 1 if bad else ts + 3600)
+
+        deadlines = [deadline(k) for k in range(steps + 1)]
+        within = [1.0 if d >= k * i else 0.0 for k, d in enumerate(deadlines)]
+        ratios = {
+            w: _window_mean(within, w // i)
+            for w in {b.long_window for b in BURNS} | {b.short_window for b in BURNS}
+        }
+        burn = next(b for b in BURNS if b.speed == speed)
+        for source in self.project.sources:
+            labels = self.source_labels(source)
+            sc.add(ERROR_DEADLINE, labels, list(deadlines))
+            for name, seconds in sorted(self.thresholds(source).items()):
+                sc.add(name, labels, self.constant(steps, seconds))
+            objective = source_objective(source, opts)
+            if objective is None or source.error_after is None:
+                continue
+            budget = 1 - objective
+            for b in BURNS:
+                sev = opts.severity_error if b.speed == "fast" else opts.severity_warn
+                key = self._history(sc, source, BUDGET_BURN, {"burn": b.speed, "severity": sev})
+                sc.context[key] = ({}, source.meta_get("runbook_url") or None)
+                sc.burns[key] = b
+
+                def cond(k: int, key: Key = key, b: Burn = b, budget: float = budget) -> dict[Key, float]:
+                    rates = [(1 - ratios[w][k]) / budget for w in (b.long_window, b.short_window)]
+                    return {key: rates[0]} if all(r > b.factor for r in rates) else {}
+
+                sc.condition(BUDGET_BURN, cond)
+        fire = next((k for k in range(steps + 1) if sc.firing(BUDGET_BURN, k)), None)
+        times = {bad_from - i, end}
+        if fire is not None:
+            times |= {(fire - 1) * i, fire * i}
+        return TestGroup(
+            f"{BUDGET_BURN} ({burn.speed}): every source is past its error_after "
+            f"{'from' if speed == 'fast' else 'one evaluation in ten from'} {format_duration(bad_from)}",
+            sc.rendered_series(),
+            self._checks(sc, sorted(times), (BUDGET_BURN,)),
+        )
+
     def all(self) -> list[TestGroup]:
+        """Every scenario but the later-than-usual ones (see :func:`render_usual_tests`)."""
         groups = [self.crossing(WARN_AFTER), self.crossing(ERROR_AFTER)]
         groups += [self.state(alert) for alert in (NO_DATA, RUNTIME_ERROR, NOT_RUN)]
+        groups.append(self.not_checked())
         groups += [self.run_failed(), self.bridge_stale(), self.bridge_absent(), self.push_failing()]
+        objectives = (source_objective(s, self.opts) for s in self.project.sources)
+        if not literal_state_rules(self.opts) and any(o is not None for o in objectives):
+            groups += [self.burn("fast"), self.burn("slow")]
         for group in groups:
             group.comment = comment_text(f"{self.project.project} - {group.comment}")
         return groups
+
+
+def _window_max(values: Sequence[float | None], width: int) -> list[float | None]:
+    """Per index k: the max of ``values[k - width .. k]`` (a closed range, as Prometheus 2.x), None
+    when they are all None."""
+    out: list[float | None] = []
+    queue: deque[tuple[int, float]] = deque()
+    for k, value in enumerate(values):
+        if value is not None:
+            while queue and queue[-1][1] <= value:
+                queue.pop()
+            queue.append((k, value))
+        while queue and queue[0][0] < k - width:
+            queue.popleft()
+        out.append(queue[0][1] if queue else None)
+    return out
+
+
+def _window_mean(values: Sequence[float], width: int) -> list[float]:
+    """Per index k: the mean of ``values[k - width .. k]`` (``avg_over_time`` of a dense series)."""
+    out: list[float] = []
+    total = 0.0
+    for k, value in enumerate(values):
+        total += value
+        if k - width - 1 >= 0:
+            total -= values[k - width - 1]
+        out.append(total / (min(k, width) + 1))
+    return out
 
 
 def eval_interval(opts: RulesOptions) -> int:
@@ -589,5 +816,45 @@ def render_tests(
         header=header(head),
         rule_file=rule_file,
         interval=format_duration(eval_interval(opts)),
+        tests=tests,
+    )
+
+
+#: Evaluation interval of the later-than-usual tests: 8+ days of evaluations of the whole file.
+USUAL_INTERVAL = 300
+
+
+def render_usual_tests(projects: Sequence[ProjectSources], opts: RulesOptions, rule_file: str) -> str:
+    """promtool tests of DbtSourceLaterThanUsual over 8+ days: an hourly source that stops, a daily
+    source at hour 20, a source with 2 days of history. Evaluated every 5m (the peak detection
+    needs two evaluations within 5m: Prometheus 2.x ranges include both ends)."""
+    interval = USUAL_INTERVAL
+    for seconds in (opts.for_seconds, opts.keep_firing_for or 0):
+        interval = math.gcd(interval, int(seconds)) if seconds else interval
+    groups: list[TestGroup] = []
+    for project in projects:
+        builder = Builder(project, opts)
+        builder.interval = builder.sample_every = interval
+        groups.extend(builder.usual(kind) for kind in ("hourly", "daily", "young"))
+    tests = [
+        {
+            "comment": comment_text(g.comment),
+            "series": g.series,
+            "checks": [
+                {
+                    "eval_time": c.eval_time,
+                    "alertname": c.alertname,
+                    "alerts": [{"labels": a.labels, "annotations": a.annotations} for a in c.alerts],
+                }
+                for c in g.checks
+            ],
+        }
+        for g in groups
+    ]
+    return render_template(
+        "rule_tests.yml.j2",
+        header=header([HEADER[2:], "", f"promtool tests of {LATER_THAN_USUAL}"]),
+        rule_file=rule_file,
+        interval=format_duration(interval),
         tests=tests,
     )

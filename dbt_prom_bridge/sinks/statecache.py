@@ -1,0 +1,85 @@
+"""This host's copy of what it last wrote to a destination group, so a push need not read the
+whole Pushgateway back (see :mod:`dbt_prom_bridge.sinks.pushgateway`).
+
+One file per (gateway URL, job, grouping key) in the state directory (the spill directory):
+``state/<hash>.json``, mode 0600, written atomically, holding the revision written with it and the
+held state encoded by :mod:`dbt_prom_bridge.codec` (checks as rows). It is only ever a cache: a
+missing, unreadable or foreign file means "read the gateway", never an error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from dbt_prom_bridge import __version__
+from dbt_prom_bridge.codec import run_from_json, run_to_json
+from dbt_prom_bridge.errors import PushError
+from dbt_prom_bridge.model import FreshnessRun
+
+FORMAT = "dbt-prom-state/v1"
+#: Where in the state (spill) directory the caches live, apart from the spill files.
+STATE_SUBDIR = "state"
+
+
+@dataclass(frozen=True)
+class Cached:
+    revision: float
+    state: FreshnessRun
+
+
+@dataclass(frozen=True)
+class StateCache:
+    path: Path
+    #: What the file is about (checked on load: a hash collision or a copied file is ignored).
+    key: str
+
+    @classmethod
+    def for_group(
+        cls, directory: Path | None, url: str, job: str, labels: Sequence[tuple[str, str]]
+    ) -> StateCache | None:
+        if directory is None:
+            return None
+        key = json.dumps([url.rstrip("/"), job, [list(kv) for kv in labels]], ensure_ascii=True)
+        digest = hashlib.sha256(key.encode()).hexdigest()[:20]
+        return cls(directory / STATE_SUBDIR / f"{digest}.json", key)
+
+    def load(self) -> Cached | None:
+        try:
+            with self.path.open("rb") as handle:
+                doc = json.load(handle)
+            if doc.get("format") != FORMAT or doc.get("key") != self.key:
+                return None
+            revision = float(doc["revision"])
+            if not math.isfinite(revision):
+                return None
+            return Cached(revision, run_from_json(doc["state"]))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
+            return None
+
+    def save(self, revision: float, state: FreshnessRun) -> None:
+        """Write the cache; a failure only costs the next push a read of the gateway."""
+        from dbt_prom_bridge.sinks.textfile import write_atomic
+
+        doc = {
+            "format": FORMAT,
+            "producer": f"dbt-prom-bridge {__version__}",
+            "key": self.key,
+            "revision": revision,
+            "state": run_to_json(state, rows=True),
+        }
+        text = json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(self.path, text, mode=0o600)
+        except (OSError, PushError):
+            self.clear()
+
+    def clear(self) -> None:
+        with contextlib.suppress(OSError):
+            self.path.unlink()

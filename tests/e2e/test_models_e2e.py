@@ -1,0 +1,109 @@
+"""Model series and alerts end to end, all real: `dbt build` of the sample project on
+PostgreSQL (one model fails on purpose, one is skipped because of it), its run_results.json and
+manifest.json read into model records, the dbt_model_* exposition pushed to a real Pushgateway,
+and a real Prometheus evaluating the model rules of both modes: DbtModelBuildFailed fires for
+the failed model, from each mode, with the same labels."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from dbt_prom_bridge.model_artifacts import load_models_in, read_manifest_models
+from dbt_prom_bridge.model_metrics import render_models
+from dbt_prom_bridge.model_rules import MODES, ModelRuleOptions, model_rule_groups, render_model_rules
+from dbt_prom_bridge.nodes import BuildStatus
+from devtools import servers
+from tests.conftest import requires, scrape
+from tests.fixtures_dbt import PROJECT, TARGET, DbtProjectEnv
+
+pytestmark = [pytest.mark.e2e, pytest.mark.dbt, requires("prometheus")]
+
+
+def alerts(prometheus: servers.Server) -> list[dict[str, Any]]:
+    with urllib.request.urlopen(prometheus.url + "/api/v1/alerts", timeout=10) as resp:
+        found: list[dict[str, Any]] = json.loads(resp.read())["data"]["alerts"]
+    return found
+
+
+def test_dbt_build_model_alerts_fire_in_prometheus(
+    sample_project: DbtProjectEnv, pushgateway: servers.Server, tmp_path: Path
+) -> None:
+    build = sample_project.dbt("build", check=False)
+    assert build.returncode == 1, build.stdout  # orders_enriched fails on purpose
+    run = load_models_in(sample_project.target_dir, TARGET, meta_labels=("owner",))
+    assert run is not None and run.project == PROJECT
+    status = {c.model: c.build_status for c in run.checks}
+    assert status["orders_enriched"] is BuildStatus.ERROR
+    assert status["orders_enriched_daily"] is BuildStatus.SKIPPED
+    assert status["hourly_revenue"] is BuildStatus.SUCCESS
+
+    body = render_models(run).encode()
+    req = urllib.request.Request(
+        f"{pushgateway.url}/metrics/job/dbt_models/project/{PROJECT}/target/{TARGET}",
+        data=body,
+        method="PUT",
+        headers={"Content-Type": "text/plain; version=0.0.4"},
+    )
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        assert resp.status == 200
+    held = {
+        (n, lbl.get("model"), lbl.get("status"))
+        for n, lbl, v in scrape(pushgateway.url + "/metrics")
+        if v == 1
+    }
+    assert ("dbt_model_build_status", "orders_enriched", "error") in held
+
+    models = read_manifest_models(sample_project.manifest_json).models.values()
+    rule_files = []
+    for mode in MODES:
+        opts = ModelRuleOptions(PROJECT, mode, for_="1s", meta_labels=("owner",))
+        path = tmp_path / f"models-{mode}.yml"
+        path.write_text(render_model_rules(model_rule_groups(models, opts)))
+        rule_files.append(str(path))
+    config = tmp_path / "prom" / "prometheus.yml"
+    config.parent.mkdir(parents=True)
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                "rule_files": rule_files,
+                "scrape_configs": [
+                    {
+                        "job_name": "pushgateway",
+                        "honor_labels": True,
+                        "static_configs": [{"targets": [f"{servers.LOOPBACK}:{pushgateway.port}"]}],
+                    }
+                ],
+            }
+        )
+    )
+    prometheus = servers.start_prometheus(tmp_path / "prom", config)
+    try:
+        deadline = time.monotonic() + 90
+        firing: list[dict[str, Any]] = []
+        while time.monotonic() < deadline:
+            firing = [
+                a
+                for a in alerts(prometheus)
+                if a["state"] == "firing" and a["labels"]["alertname"] == "DbtModelBuildFailed"
+            ]
+            if len(firing) == 2:
+                break
+            time.sleep(0.5)
+        assert len(firing) == 2, (alerts(prometheus), prometheus.log_tail())
+        per_mode = [{k: v for k, v in a["labels"].items() if k not in ("instance",)} for a in firing]
+        assert per_mode[0] == per_mode[1]
+        assert per_mode[0]["model"] == "orders_enriched" and per_mode[0]["owner"] == "orders-data"
+        assert per_mode[0]["severity"] == "warning" and per_mode[0]["target"] == TARGET
+        # built right now: nothing is late, nothing is configured-but-never-built
+        others = {a["labels"]["alertname"] for a in alerts(prometheus)} - {"DbtModelBuildFailed"}
+        assert others == set()
+    finally:
+        prometheus.stop()
