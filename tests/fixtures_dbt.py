@@ -226,6 +226,9 @@ def sample_project(dbt_project_env: DbtProjectEnv) -> DbtProjectEnv:
         dbt_project_env.postgres.start()
     os.environ.update(dbt_project_env.env)
     dbt_project_env.seed()
+    # The bridge's own state of earlier tests' pushes (spilled runs, the gateway state it keeps):
+    # each test starts from an empty gateway (the pushgateway fixture) and no local state.
+    shutil.rmtree(dbt_project_env.target_dir / "dbt-prom-spill", ignore_errors=True)
     return dbt_project_env
 
 
