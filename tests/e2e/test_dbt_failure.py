@@ -11,7 +11,7 @@ import pytest
 from devtools import servers
 from tests.fixtures_dbt import DBT_PROM, EXPECTED_STATUS, DbtProjectEnv, read_gateway, run_cli
 
-pytestmark = [pytest.mark.e2e, pytest.mark.dbt]
+pytestmark = [pytest.mark.e2e, pytest.mark.dbt, pytest.mark.compat]
 
 RUN_TIMESTAMP = "dbt_source_freshness_run_timestamp_seconds"
 RUN_SUCCESS = "dbt_source_freshness_run_success"
