@@ -11,7 +11,7 @@ RUN_DIR ?= .run
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help install system-deps test test-fast lint format bench demo demo-down \
+.PHONY: help install system-deps test test-fast test-compat lint format bench demo demo-down \
 	stack-up stack-down pg-up pg-down seed stale rules dashboard docs constraints clean
 
 help: ## Show the targets
@@ -20,7 +20,7 @@ help: ## Show the targets
 $(VENV)/.installed: pyproject.toml constraints.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade "pip>=23.2"
-	$(PIP) install -q -c constraints.txt -e ".[all]" -r requirements-dev.txt
+	$(PIP) install -q -c constraints.txt -e ".[all,duckdb]" -r requirements-dev.txt
 	touch $@
 
 install: $(VENV)/.installed ## Create .venv and install the package with pinned dependencies
@@ -30,6 +30,19 @@ system-deps: ## Install Prometheus, Pushgateway, Alertmanager (Debian packages) 
 
 test: install system-deps ## Install what the tests need and run them all (real servers on loopback)
 	$(PY) -m pytest
+
+# One venv per dbt-core minor in .nox/ (noxfile.py: versions, pins in compat/); COMPAT=ends runs
+# only the oldest and the newest. Prints one summary line per version.
+COMPAT ?= all
+
+test-compat: install system-deps ## The dbt-dependent tests on every supported dbt-core (1.8 ... 1.12.0)
+	@rm -f $(RUN_DIR)/compat/*.txt; \
+	if [ "$(COMPAT)" = ends ]; then sessions=$$($(PY) -c 'import noxfile as n; print(" ".join(f"compat(dbt={v!r})" for v in n.ENDS))'); \
+	else sessions=compat; fi; \
+	start=$$(date +%s); rc=0; \
+	for s in $$sessions; do $(VENV)/bin/nox --no-color -s "$$s" || rc=1; done; \
+	echo "== make test-compat ($(COMPAT)): $$(( $$(date +%s) - start ))s"; \
+	$(VENV)/bin/nox --no-color -s compat-summary 2>&1 | grep 'compat '; exit $$rc
 
 test-fast: install ## Unit tests only (no servers, no dbt run)
 	$(PY) -m pytest -m "not e2e and not dbt"

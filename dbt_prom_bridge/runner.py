@@ -194,7 +194,16 @@ def one_line(message: str, limit: int = MAX_MESSAGE) -> str:
 
 _HINTS: tuple[tuple[tuple[str, ...], str], ...] = (
     (
-        ("FailedToConnect", "DatabaseError", "DbtDatabaseError", "OperationalError", "ConnectionError"),
+        (
+            "FailedToConnect",
+            "DatabaseError",
+            "DbtDatabaseError",
+            "OperationalError",
+            "ConnectionError",
+            "Database Error",
+            "connection to server",
+            "Connection refused",
+        ),
         "is the database up and reachable with the profile's settings?",
     ),
     (
@@ -247,9 +256,25 @@ def describe_exception(
     """One line for the user: what dbt said (secrets scrubbed) and what to check."""
     names = {cls.__name__ for cls in type(exc).__mro__}
     text = one_line(scrub(str(exc), secrets)).rstrip(".") or type(exc).__name__
+    return _with_hint(action, text, names)
+
+
+def _with_hint(action: str, text: str, names: set[str]) -> str:
     hint = next((h for keys, h in _HINTS if names & set(keys) or any(k in text for k in keys)), None)
     message = f"{action} failed: {text}"
     return f"{message}; {hint}" if hint else message
+
+
+def run_level_failure(result: Any, secrets: Sequence[str] | None = None) -> str | None:
+    """The message of a freshness result that belongs to no source, or None when every result
+    has one. dbt 1.8 reports a database it cannot reach this way (a result without a node, next
+    to a runtime error per source) when it runs on a parsed manifest without populating its
+    cache; later versions raise instead. Either way, dbt could not run."""
+    for item in getattr(result, "results", ()):
+        if getattr(item, "node", None) is None:
+            text = one_line(scrub(str(getattr(item, "message", "") or ""), secrets))
+            return _with_hint("dbt source freshness", text or "a result without a source", set())
+    return None
 
 
 # -- progress ---------------------------------------------------------------------------------
@@ -595,6 +620,11 @@ class DbtFreshnessRunner:
         if result is None or not hasattr(result, "results"):
             self.invalidate()
             raise self._failure(res, "dbt source freshness")
+        secrets = sorted({*secret_values(), *profile_secrets(self.dbt)}, key=len, reverse=True)
+        failure = run_level_failure(result, secrets)
+        if failure is not None:
+            self.invalidate()
+            raise DbtRunError(failure)
         self._target = events.target or self._target
         meta = getattr(result, "metadata", None)
         sources_path = self.artifacts_dir / "sources.json"

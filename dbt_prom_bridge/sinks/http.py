@@ -3,6 +3,16 @@
 Built on the standard library (``urllib.request`` + ``ssl``), like prometheus_client's own push
 handlers, so it adds no dependency. Credentials embedded in a URL are moved to a basic-auth
 header and removed from the URL; every message uses :func:`redact_url`.
+
+Why not urllib3 (installed with dbt): measured side by side on a real Pushgateway on loopback
+(``bench/http_client.py``, in ``make bench``), urllib3 is 1.1x faster on 200 small GETs (it keeps
+connections open) and 1.3x on the 21 MB PUT of a 10,000-source group on a loaded 2-core machine,
+a difference lost in the gateway's own time to validate the group. What this client needs is not
+in urllib3: its timeouts are per socket operation, while ``--timeout`` here is a deadline for the
+whole request (a server answering one byte a second must not hold a push for minutes), enforced by
+a watchdog below; and answers are read as streams (the gateway's ``/metrics`` with 100,000 sources
+is read line by line and left early). Both would be rebuilt on top of urllib3 all the same, and
+the fault tests (tests/reliability, tests/sinks/test_http.py) pass on this one.
 """
 
 from __future__ import annotations

@@ -23,9 +23,10 @@ from tests.fixtures_dbt import (
     DbtProjectEnv,
     read_gateway,
     run_cli,
+    status_counts,
 )
 
-pytestmark = [pytest.mark.e2e, pytest.mark.dbt]
+pytestmark = [pytest.mark.e2e, pytest.mark.dbt, pytest.mark.compat]
 
 MIN, HOUR, DAY = 60.0, 3600.0, 86400.0
 #: Effective thresholds after inheritance (source level, or the clicks table override).
@@ -72,6 +73,8 @@ def newest_rows(project: DbtProjectEnv) -> dict[str, float]:
         with conn.cursor() as cur:
             out = {}
             for source, sql in NEWEST_SQL.items():
+                if source not in EXPECTED_STATUS:  # a dbt >= 1.10 case, not in the project before
+                    continue
                 cur.execute(f"select extract(epoch from ({sql}))")
                 out[source] = float(cur.fetchone()[0])
             return out
@@ -133,10 +136,10 @@ def test_push_sends_every_source_and_the_run(
 
     # thresholds in seconds, after inheritance and the clicks override
     assert gw.per_source("dbt_source_freshness_warn_after_seconds") == {
-        s: w for s, (w, _) in THRESHOLDS.items()
+        s: w for s, (w, _) in THRESHOLDS.items() if s in EXPECTED_STATUS
     }
     assert gw.per_source("dbt_source_freshness_error_after_seconds") == {
-        s: e for s, (_, e) in THRESHOLDS.items()
+        s: e for s, (_, e) in THRESHOLDS.items() if s in EXPECTED_STATUS
     }
 
     # deadlines: max_loaded_at + threshold, counted on the business calendar of partners.invoices
@@ -172,8 +175,7 @@ def test_push_sends_every_source_and_the_run(
         written["elapsed_time"], abs=1e-3
     )
     assert gw.run_value("dbt_source_freshness_run_success") == 1
-    # dbt's own statuses (partners.invoices is error by dbt, pass by its calendar)
-    assert gw.counts() == {"pass": 5, "warn": 2, "error": 4, "runtime_error": 1, "not_run": 0}
+    assert gw.counts() == status_counts(EXPECTED_STATUS)
     ((build_labels, build_value),) = gw.of("dbt_prom_bridge_build_info")
     assert build_value == 1
     assert (build_labels["version"], build_labels["dbt_version"]) == (__version__, installed_dbt_version())
@@ -206,7 +208,7 @@ def test_no_run_of_the_same_artifact_changes_nothing(
     assert code == 0, err
     gw = read_gateway(pushgateway.url)
     assert gw.statuses() == EXPECTED_STATUS == before.statuses()
-    assert gw.counts() == {"pass": 5, "warn": 2, "error": 4, "runtime_error": 1, "not_run": 0}
+    assert gw.counts() == status_counts(EXPECTED_STATUS)
     assert gw.run_value("dbt_source_freshness_run_timestamp_seconds") == before.run_value(
         "dbt_source_freshness_run_timestamp_seconds"
     )

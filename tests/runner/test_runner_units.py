@@ -237,3 +237,19 @@ def test_write_sources_json_uses_dbts_writer_and_survives_a_readonly_dir(tmp_pat
 
     runner.write_sources_json(SimpleNamespace(write=refuse), target)  # no exception: best effort
     runner.write_sources_json(object(), target)  # a result without write(): nothing to do
+
+
+def test_a_result_without_a_source_is_a_run_level_failure(monkeypatch: pytest.MonkeyPatch) -> None:
+    """dbt 1.8 on a parsed manifest reports an unreachable database as a result with no node."""
+    monkeypatch.setenv("DBT_PROM_PG_PASSWORD", "pw-never-shown")
+    source = SimpleNamespace(node=SimpleNamespace(unique_id="source.p.s.t"), message="boom")
+    assert runner.run_level_failure(SimpleNamespace(results=[source])) is None
+    orphan = SimpleNamespace(
+        node=None,
+        message='on-run-start failed, error: connection to server at "127.0.0.1", port 1 failed: '
+        "Connection refused\n  password pw-never-shown",
+    )
+    message = runner.run_level_failure(SimpleNamespace(results=[source, orphan]))
+    assert message is not None
+    assert message.startswith("dbt source freshness failed: on-run-start failed, error: connection to server")
+    assert "reachable" in message and "\n" not in message and "pw-never-shown" not in message

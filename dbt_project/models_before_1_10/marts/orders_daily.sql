@@ -1,0 +1,1 @@
+../../models/marts/orders_daily.sql
