@@ -105,8 +105,8 @@ dashboard: install ## Regenerate the sample project's Grafana dashboard (provisi
 	$(VENV)/bin/dbt-prom dashboard --project-dir dbt_project --profiles-dir dbt_project \
 		--meta-label owner --meta-label team --out $(DASHBOARD)
 
-docs: install ## Regenerate the README's CLI and metrics reference from the code (cog)
-	$(PY) -m cogapp -r README.md
+docs: install ## Regenerate the docs' generated parts from the code (CLI reference, env vars, metrics)
+	$(PY) -m cogapp -r $$($(PY) -c 'import devtools.docs as d; print(*d.GENERATED)')
 
 constraints: ## Re-pin constraints.txt from the current .venv
 	scripts/pin-constraints.sh

@@ -26,12 +26,14 @@ BIN = Path(sys.executable).parent
 
 @dataclass(frozen=True)
 class Measured:
-    """One process: wall time, its own peak RSS, exit code, and what it wrote to stderr."""
+    """One process: wall time, its own peak RSS, exit code, what it wrote to stderr, and its CPU
+    time (user + system; steadier than wall time when other work shares the cores)."""
 
     wall: float
     rss_mb: float
     returncode: int
     stderr: str
+    cpu: float = float("nan")
 
 
 #: Runs the measured command from a small process: Linux keeps a process's peak RSS across exec
@@ -45,7 +47,8 @@ pid = os.posix_spawnp(argv[0], argv, os.environ)
 _pid, status, usage = os.wait4(pid, 0)
 wall = time.perf_counter() - start
 with open(out, "w") as f:
-    json.dump({"wall": wall, "rss_kb": usage.ru_maxrss, "code": os.waitstatus_to_exitcode(status)}, f)
+    json.dump({"wall": wall, "rss_kb": usage.ru_maxrss, "code": os.waitstatus_to_exitcode(status),
+               "cpu": usage.ru_utime + usage.ru_stime}, f)
 """
 
 
@@ -75,7 +78,7 @@ def measure(
         if not result.exists():
             return Measured(float("nan"), float("nan"), -1, text)
         doc = json.loads(result.read_text())
-    return Measured(doc["wall"], doc["rss_kb"] / 1024, doc["code"], text)
+    return Measured(doc["wall"], doc["rss_kb"] / 1024, doc["code"], text, doc["cpu"])
 
 
 def _first_line(argv: Sequence[str]) -> str:

@@ -3,7 +3,7 @@
 Figures (printed, never asserted):
 
 - ``dbt-prom rules`` generation for synthetic manifests of 10,000 and 100,000 sources
-  (``dbt_prom_bridge.synthetic``, the shapes real projects have), both modes: reading the
+  (``devtools.synthetic``, the shapes real projects have), both modes: reading the
   manifest, generating, peak RSS, rules and bytes written (target: <= 2 s at 10,000 sources);
 - ``promtool check rules`` wall time on each file;
 - evaluation cost in one real Prometheus with 10,000 sources pushed through a real Pushgateway
@@ -156,6 +156,8 @@ def _rule_times(prometheus: servers.Server, file: str) -> tuple[float, float, fl
             continue
         for rule in group["rules"]:
             name = rule.get("name", "")
+            if os.environ.get("BENCH_RULES_DETAIL"):
+                print(f"    {file} {name:<48} {rule['evaluationTime'] * 1000:8.2f} ms", file=sys.stderr)
             if name in THRESHOLD_ALERTS:
                 threshold += rule["evaluationTime"]
             elif name in HISTORY_ALERTS or rule.get("type") == "recording":
@@ -187,6 +189,7 @@ def _push_deadlines(prometheus: servers.Server, gateway: servers.Server) -> int:
 
     lines: list[str] = []
     groups: set[tuple[str, str]] = set()
+    errors = 0
     for kind in ("warn", "error"):
         name = f"dbt_source_freshness_{kind}_deadline_timestamp_seconds"
         lines.append(f"# TYPE {name} gauge")
@@ -199,12 +202,13 @@ def _push_deadlines(prometheus: servers.Server, gateway: servers.Server) -> int:
             groups.add((labels.pop("project"), labels.pop("target")))
             inner = ",".join(f'{k}="{escape_label_value(v)}"' for k, v in sorted(labels.items()))
             lines.append(f"{name}{{{inner}}} {item['value'][1]}")
+            errors += kind == "error"
     ((project, target),) = groups
     url = f"{gateway.url}/metrics/job/dbt_source_freshness/project/{project}/target/{target}"
     body = ("\n".join(lines) + "\n").encode()
     with urllib.request.urlopen(urllib.request.Request(url, data=body, method="POST"), timeout=120):
         pass
-    return len(lines) - 2
+    return errors
 
 
 def _cpu_seconds(prometheus: servers.Server) -> float:
@@ -346,7 +350,7 @@ def _evaluation_cost(workdir: Path, manifest_dir: Path, results: int) -> dict[st
 
 
 def run() -> list[tuple[str, str]]:
-    from dbt_prom_bridge import synthetic
+    from devtools import synthetic
 
     figures: list[tuple[str, str]] = []
     with tempfile.TemporaryDirectory(prefix="dbt-prom-bench-rules-") as tmp:

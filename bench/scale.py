@@ -1,7 +1,7 @@
 """Benchmark: the bridge at 1,000 / 10,000 / 100,000 sources, the Pushgateway, remote write.
 
 Figures (printed, never asserted), per size N, on synthetic artifacts
-(:mod:`dbt_prom_bridge.synthetic`: manifest v12 + sources v3, the shapes of real projects):
+(:mod:`devtools.synthetic`: manifest v12 + sources v3, the shapes of real projects):
 
 - in one process: read manifest.json (streamed), read sources.json, build the run, serialize
   the exposition (streamed to /dev/null), encode the remote-write requests (protobuf + snappy);
@@ -227,14 +227,13 @@ def _grouping_figures(n: int, work: Path) -> list[tuple[str, str]]:
     from dataclasses import replace
     from itertools import groupby
 
-    from dbt_prom_bridge import synthetic
     from dbt_prom_bridge.artifacts import read_manifest, read_sources
     from dbt_prom_bridge.config import GatewayConfig
     from dbt_prom_bridge.exposition import PER_SOURCE_METRICS, RUN_METRICS, render_bytes
     from dbt_prom_bridge.model import RunContext, build_run
     from dbt_prom_bridge.sinks.http import HttpClient
     from dbt_prom_bridge.sinks.pushgateway import CONTENT_TYPE, Pushgateway, group_path
-    from devtools import servers
+    from devtools import servers, synthetic
 
     written = synthetic.write(work / "grouping", n, seed=0)
     run = build_run(
@@ -277,7 +276,7 @@ def _grouping_figures(n: int, work: Path) -> list[tuple[str, str]]:
 
 
 def run() -> list[tuple[str, str]]:
-    from dbt_prom_bridge import synthetic
+    from devtools import synthetic
 
     figures: list[tuple[str, str]] = []
     with tempfile.TemporaryDirectory(prefix="dbt-prom-bench-scale-") as tmp:

@@ -15,7 +15,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dbt_prom_bridge import dbtproject
-from dbt_prom_bridge.artifacts import check_age, read_manifest, read_sources
+from dbt_prom_bridge.artifacts import (
+    check_age,
+    check_not_future,
+    missing_from_manifest,
+    read_manifest,
+    read_sources,
+)
 from dbt_prom_bridge.config import (
     ArtifactOptions,
     DbtOptions,
@@ -47,8 +53,6 @@ __all__ = [
 class ArtifactPaths:
     sources_json: Path
     manifest: Path | None
-    #: True when the manifest was named explicitly (then it must exist).
-    manifest_required: bool
 
 
 def artifact_paths(dbt: DbtOptions, art: ArtifactOptions) -> ArtifactPaths:
@@ -56,11 +60,11 @@ def artifact_paths(dbt: DbtOptions, art: ArtifactOptions) -> ArtifactPaths:
     base = art.artifacts_dir or dbtproject.artifacts_dir(dbt)
     sources = art.sources_json or base / "sources.json"
     if art.manifest is not None:
-        return ArtifactPaths(sources, art.manifest, True)
+        return ArtifactPaths(sources, art.manifest)
     candidate = (art.sources_json.parent if art.sources_json and not art.artifacts_dir else base) / (
         "manifest.json"
     )
-    return ArtifactPaths(sources, candidate if candidate.exists() else None, False)
+    return ArtifactPaths(sources, candidate if candidate.exists() else None)
 
 
 def load_manifest(path: Path | None) -> Manifest | None:
@@ -90,10 +94,14 @@ def load_run(
     """
     paths = artifact_paths(dbt, art)
     artifact = read_sources(paths.sources_json)
+    check_not_future(artifact, str(paths.sources_json), now())
     if not art.allow_stale:
         check_age(artifact.generated_at, str(paths.sources_json), art.max_artifact_age, now())
     manifest = load_manifest(paths.manifest)
     warnings: tuple[str, ...] = ()
+    missing = missing_from_manifest(artifact, manifest) if manifest is not None else None
+    if missing is not None:
+        warnings = (missing,)
     if manifest is None:
         warnings = (
             "no manifest.json found: sources that are configured but missing from sources.json "
@@ -204,10 +212,19 @@ def collect(
 ) -> FreshnessRun:
     """The run a ``push``/``status`` is about: from artifacts (``--no-run``) or a fresh dbt run."""
     if art.no_run:
-        return load_run(dbt, art, opts)
-    if art.sources_json is not None:
+        run = load_run(dbt, art, opts)
+    elif art.sources_json is not None:
         raise ArtifactError("--sources-json only makes sense with --no-run")
-    return run_freshness(dbt, opts, on_event)
+    else:
+        run = run_freshness(dbt, opts, on_event)
+    if run.success and run.partial and not run.checks:
+        # A typo in a cron job's selection must not refresh run_timestamp with nothing checked.
+        raise UsageError(
+            f"--select/--exclude ({' '.join((*dbt.select, *dbt.exclude))}) matched no source with "
+            "freshness configured, so nothing was checked or pushed; select sources as "
+            "source:NAME or source:NAME.TABLE (`dbt ls --resource-type source` lists them)"
+        )
+    return run
 
 
 def check_gateway(gateway: GatewayConfig) -> None:

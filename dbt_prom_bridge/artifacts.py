@@ -37,6 +37,20 @@ SOURCES_VERSIONS: Mapping[str, tuple[int, ...]] = {"sources": (1, 2, 3), "freshn
 MANIFEST_VERSIONS: tuple[int, ...] = tuple(range(1, 13))
 _SCHEMA = re.compile(r"/dbt/([a-z_-]+)/v(\d+)(?:\.json)?/?$")
 _FRACTION = re.compile(r"(\.\d{6})\d+")
+#: A UTF-16 surrogate on its own: JSON can escape one (``"\\ud800"``), but it is not text and no
+#: UTF-8 output (a label, a file, a terminal) can carry it.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _text(value: str) -> str:
+    """``value`` with lone surrogates replaced by U+FFFD (valid text everywhere it goes)."""
+    return value if value.isascii() else _SURROGATE.sub("\ufffd", value)
+
+
+def _opt_text(value: object) -> str | None:
+    return _text(value) if isinstance(value, str) else None
+
+
 #: Every timestamp before this is dbt's "no data" sentinel (0001-01-01), never a real load time.
 _SENTINEL_BEFORE = dt.datetime(1900, 1, 1, tzinfo=dt.timezone.utc)
 
@@ -104,9 +118,15 @@ def epoch(value: dt.datetime | None) -> float | None:
 
 
 def _float(raw: object) -> float | None:
+    """An optional number (a duration, an age): None when absent or not a finite float (NaN,
+    Infinity, or an integer too large for one, all of which JSON can hold)."""
     if isinstance(raw, bool) or not isinstance(raw, (int, float)):
         return None
-    return float(raw)
+    try:
+        value = float(raw)
+    except OverflowError:
+        return None
+    return value if math.isfinite(value) else None
 
 
 def _thresholds(
@@ -130,19 +150,35 @@ _SHARED: dict[object, object] = {}
 _T = TypeVar("_T", str, tuple[tuple[str, str], ...])
 
 
+#: The largest threshold count read (a billion days is far beyond any data's life; larger
+#: counts do not fit the numbers metrics and rules carry).
+MAX_THRESHOLD_COUNT = 10**9
+
+
 def _threshold(raw: object) -> Threshold | None:
-    """:meth:`Threshold.parse`, shared: equal thresholds become one object."""
+    """:func:`_parse_threshold`, shared: equal thresholds become one object."""
     if isinstance(raw, dict) and len(raw) == 2:
         count, period = raw.get("count"), raw.get("period")
         if type(count) in (int, type(None)) and type(period) in (str, type(None)):
             key = (count, period)
             if key in _PARSED_THRESHOLDS:
                 return _PARSED_THRESHOLDS[key]
-            value = Threshold.parse(raw)
+            value = _parse_threshold(raw)
             if len(_PARSED_THRESHOLDS) < 1024:
                 _PARSED_THRESHOLDS[key] = value
             return value
-    return Threshold.parse(raw)
+    return _parse_threshold(raw)
+
+
+def _parse_threshold(raw: object) -> Threshold | None:
+    try:
+        value = Threshold.parse(raw)
+    except OverflowError:  # a count like 1e400 (JSON holds it, a float does not)
+        raise ThresholdError("threshold count is too large to be a number") from None
+    if value is not None and value.count > MAX_THRESHOLD_COUNT:
+        shown = value.count if value.count < 10**30 else f"of {len(str(value.count))} digits"
+        raise ThresholdError(f"threshold count {shown} is larger than {MAX_THRESHOLD_COUNT}")
+    return value
 
 
 def _shared(value: _T) -> _T:
@@ -216,8 +252,8 @@ def _result_entry(index: int, entry: object, name: str) -> FreshnessResult | Non
     """One ``results[index]``; None for a non-source entry (Fusion also reports models)."""
     if not isinstance(entry, Mapping):
         raise ArtifactError(f"{name}: results[{index}] is not an object")
-    uid = entry.get("unique_id")
-    if not isinstance(uid, str) or not uid:
+    uid = _opt_text(entry.get("unique_id"))
+    if not uid:
         raise ArtifactError(f"{name}: results[{index}] has no unique_id")
     resource_type = entry.get("resource_type")
     if resource_type not in (None, "source") or (resource_type is None and uid.startswith("model.")):
@@ -239,15 +275,64 @@ def _sources_artifact(
 ) -> SourcesArtifact:
     name = path or "sources.json"
     meta = doc["metadata"]
+    results, warnings = _one_per_unique_id(results, name)
     return SourcesArtifact(
         schema_version=f"{kind}/v{version}",
-        dbt_version=meta.get("dbt_version") if isinstance(meta.get("dbt_version"), str) else None,
+        dbt_version=_opt_text(meta.get("dbt_version")),
         generated_at=epoch(parse_timestamp(meta.get("generated_at"), f"{name}: metadata.generated_at")),
-        invocation_id=meta.get("invocation_id") if isinstance(meta.get("invocation_id"), str) else None,
+        invocation_id=_opt_text(meta.get("invocation_id")),
         elapsed_time=_float(doc.get("elapsed_time")),
         results=tuple(results),
         path=path,
         skipped_non_sources=skipped,
+        warnings=warnings,
+    )
+
+
+def _one_per_unique_id(
+    results: list[FreshnessResult], name: str
+) -> tuple[list[FreshnessResult], tuple[str, ...]]:
+    """One result per ``unique_id`` (dbt writes each once; an edited or concatenated file may
+    not): the newest check is kept (the later entry on a tie), and a warning names it."""
+    index: dict[str, int] = {}
+    kept: list[FreshnessResult] = []
+    dropped: dict[str, int] = {}
+    for result in results:
+        at = index.get(result.unique_id)
+        if at is None:
+            index[result.unique_id] = len(kept)
+            kept.append(result)
+            continue
+        dropped[result.unique_id] = dropped.get(result.unique_id, 0) + 1
+        held = kept[at].snapshotted_at
+        if held is None or (result.snapshotted_at is not None and result.snapshotted_at >= held):
+            kept[at] = result
+    warnings = []
+    for uid, count in dropped.items():
+        result = kept[index[uid]]
+        checked = result.snapshotted_at
+        when = "the last one"
+        if checked is not None and math.isfinite(checked):
+            when = f"checked at {dt.datetime.fromtimestamp(checked, dt.timezone.utc):%Y-%m-%d %H:%M:%SZ}"
+        warnings.append(
+            f"{name}: {uid} appears {count + 1} times; kept the newest ({result.status.value}, {when}), "
+            "ignored the other(s)"
+        )
+    return kept, tuple(warnings)
+
+
+def missing_from_manifest(artifact: SourcesArtifact, manifest: Manifest) -> str | None:
+    """A warning naming the artifact's sources the manifest does not declare (another version of
+    the project): their database, schema, identifier and meta labels are unknown (empty)."""
+    missing = [r.unique_id for r in artifact.results if r.unique_id not in manifest.sources]
+    if not missing or len(missing) == len(artifact.results):
+        return None  # all missing: another project, which build_run refuses
+    shown = ", ".join(".".join(uid.split(".")[2:]) for uid in missing[:5])
+    more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+    return (
+        f"{len(missing)} source(s) of {artifact.path or 'sources.json'} are not in the manifest "
+        f"{manifest.path or ''}: {shown}{more}; their database, schema and meta labels are empty: "
+        "pass the manifest.json of the same dbt run (or run `dbt parse`)"
     )
 
 
@@ -259,7 +344,7 @@ def _result(entry: Mapping[str, Any], uid: str, name: str) -> FreshnessResult:
             unique_id=uid,
             status=status,
             execution_time=_float(entry.get("execution_time")),
-            error=str(error) if error is not None else None,
+            error=_text(str(error)) if error is not None else None,
         )
     where = f"{name}: {uid}"
     loaded = parse_timestamp(entry.get("max_loaded_at"), f"{where} max_loaded_at")
@@ -290,9 +375,9 @@ def _result(entry: Mapping[str, Any], uid: str, name: str) -> FreshnessResult:
         age_seconds=_float(entry.get("max_loaded_at_time_ago_in_s", entry.get("age"))),
         warn_after=warn_after,
         error_after=error_after,
-        filter=flt if isinstance(flt, str) else None,
+        filter=_opt_text(flt),
         execution_time=_float(entry.get("execution_time")),
-        error=str(error) if error else None,
+        error=_text(str(error)) if error else None,
         has_criteria=has_criteria,
         threshold_problems=problems,
     )
@@ -307,7 +392,15 @@ def _status(raw: object, uid: str, name: str) -> Status:
 
 def read_sources(path: Path) -> SourcesArtifact:
     """Read a ``sources.json``: streamed result by result (see :mod:`dbt_prom_bridge.jsonstream`),
-    or whole when the file is unusual (then every refusal has its precise message)."""
+    or whole when the file is unusual (then every refusal has its precise message).
+
+    The runtime errors an in-process run recorded next to it (:data:`RUNTIME_ERRORS_FILE`) are
+    added back when that file belongs to the same dbt invocation.
+    """
+    return with_runtime_errors(_read_sources(path), path.parent / RUNTIME_ERRORS_FILE)
+
+
+def _read_sources(path: Path) -> SourcesArtifact:
     try:
         return _stream_sources(path)
     except (jsonstream.Fallback, OSError, RecursionError):
@@ -321,6 +414,83 @@ def read_sources(path: Path) -> SourcesArtifact:
         "run `dbt source freshness` first, or pass --sources-json / --artifacts-dir",
     )
     return parse_sources(doc, str(path))
+
+
+#: Written by an in-process run next to the sources.json it wrote: the runtime errors dbt keeps
+#: out of sources.json (dbt 1.8 to 1.12), with dbt's message, for ``status`` and ``--no-run``.
+RUNTIME_ERRORS_FILE = "dbt-prom-runtime-errors.json"
+RUNTIME_ERRORS_FORMAT = "dbt-prom-runtime-errors/v1"
+#: Larger than any real record of runtime errors: a bigger file is not read.
+_MAX_RUNTIME_ERRORS_BYTES = 64 << 20
+
+
+def write_runtime_errors(directory: Path, artifact: SourcesArtifact) -> Path | None:
+    """Record ``artifact``'s runtime errors next to its sources.json, atomically (temporary file,
+    rename), tagged with its invocation id. Best effort: None when it cannot be written."""
+    from dbt_prom_bridge import fsutil
+
+    if not artifact.invocation_id:
+        return None
+    doc = {
+        "format": RUNTIME_ERRORS_FORMAT,
+        "invocation_id": artifact.invocation_id,
+        "results": [
+            {"unique_id": r.unique_id, "error": r.error, "execution_time": r.execution_time}
+            for r in artifact.results
+            if r.status is Status.RUNTIME_ERROR
+        ],
+    }
+    final = directory / RUNTIME_ERRORS_FILE
+    try:
+        fsutil.write_atomic(final, json.dumps(doc, indent=1))
+    except OSError:
+        return None
+    return final
+
+
+def with_runtime_errors(artifact: SourcesArtifact, side_file: Path) -> SourcesArtifact:
+    """``artifact`` plus the runtime errors ``side_file`` records for the same invocation (those
+    sources.json leaves out); unchanged when the file is absent, unreadable or of another run."""
+    if not artifact.invocation_id:
+        return artifact
+    try:
+        if side_file.stat().st_size > _MAX_RUNTIME_ERRORS_BYTES:
+            return artifact
+        doc = json.loads(side_file.read_bytes())
+    except (OSError, ValueError, RecursionError):
+        return artifact
+    if (
+        not isinstance(doc, dict)
+        or doc.get("format") != RUNTIME_ERRORS_FORMAT
+        or doc.get("invocation_id") != artifact.invocation_id
+        or not isinstance(doc.get("results"), list)
+    ):
+        return artifact
+    have = {r.unique_id for r in artifact.results}
+    added: list[FreshnessResult] = []
+    for entry in doc["results"]:
+        uid = _opt_text(entry.get("unique_id")) if isinstance(entry, dict) else None
+        if uid is None or uid in have:
+            continue
+        try:
+            split_unique_id(uid)
+        except ArtifactError:
+            continue
+        have.add(uid)
+        error = entry.get("error")
+        added.append(
+            FreshnessResult(
+                unique_id=uid,
+                status=Status.RUNTIME_ERROR,
+                execution_time=_float(entry.get("execution_time")),
+                error=_opt_text(error),
+            )
+        )
+    if not added:
+        return artifact
+    from dataclasses import replace
+
+    return replace(artifact, results=(*artifact.results, *added))
 
 
 def _stream_sources(path: Path) -> SourcesArtifact:
@@ -357,7 +527,7 @@ def parse_manifest(doc: Any, path: str | None = None) -> Manifest:
         raise ArtifactError(f"{name} has no 'sources' map; the file is incomplete")
     sources: dict[str, SourceDef] = {}
     for uid, node in sources_raw.items():
-        sources[uid] = _source_entry(uid, node, name)
+        sources[_text(uid)] = _source_entry(_text(uid), node, name)
     return _manifest(doc["metadata"], version, sources, path)
 
 
@@ -389,13 +559,13 @@ def _manifest(
     meta: Mapping[str, Any], version: int, sources: dict[str, SourceDef], path: str | None
 ) -> Manifest:
     name = path or "manifest.json"
-    project = meta.get("project_name")
+    project = _opt_text(meta.get("project_name"))
     return Manifest(
-        project_name=project if isinstance(project, str) and project else None,
+        project_name=project or None,
         schema_version=f"manifest/v{version}",
-        dbt_version=meta.get("dbt_version") if isinstance(meta.get("dbt_version"), str) else None,
+        dbt_version=_opt_text(meta.get("dbt_version")),
         generated_at=epoch(parse_timestamp(meta.get("generated_at"), f"{name}: metadata.generated_at")),
-        invocation_id=meta.get("invocation_id") if isinstance(meta.get("invocation_id"), str) else None,
+        invocation_id=_opt_text(meta.get("invocation_id")),
         sources=sources,
         path=path,
     )
@@ -403,7 +573,7 @@ def _manifest(
 
 def _str(node: Mapping[str, Any], key: str, default: str = "") -> str:
     value = node.get(key)
-    return value if isinstance(value, str) else default
+    return _text(value) if isinstance(value, str) else default
 
 
 def _source_def(uid: str, node: Mapping[str, Any], name: str) -> SourceDef:
@@ -426,7 +596,7 @@ def _source_def(uid: str, node: Mapping[str, Any], name: str) -> SourceDef:
         node.get("meta"),
     ):
         if isinstance(layer, Mapping):
-            meta.update({str(k): meta_value(v) for k, v in layer.items()})
+            meta.update({_text(str(k)): _text(meta_value(v)) for k, v in layer.items()})
     table_name = _str(node, "name", table)
     return SourceDef(
         unique_id=uid,
@@ -438,9 +608,9 @@ def _source_def(uid: str, node: Mapping[str, Any], name: str) -> SourceDef:
         identifier=_str(node, "identifier", table_name),
         warn_after=warn_after,
         error_after=error_after,
-        filter=flt if isinstance(flt, str) else None,
-        loaded_at_field=node.get("loaded_at_field") if isinstance(node.get("loaded_at_field"), str) else None,
-        loaded_at_query=node.get("loaded_at_query") if isinstance(node.get("loaded_at_query"), str) else None,
+        filter=_opt_text(flt),
+        loaded_at_field=_opt_text(node.get("loaded_at_field")),
+        loaded_at_query=_opt_text(node.get("loaded_at_query")),
         meta=_shared(tuple(sorted(meta.items()))),
         threshold_problems=problems,
     )
@@ -481,7 +651,7 @@ def _stream_manifest(path: Path) -> Manifest:
             raise jsonstream.Fallback("sources is not a map")
         else:
             assert isinstance(key, str)
-            sources[key] = _source_entry(key, value, name)
+            sources[_text(key)] = _source_entry(_text(key), value, name)
     if meta is None or sources is None:
         raise jsonstream.Fallback("no sources map")
     return _manifest(meta, version, sources, name)
@@ -501,6 +671,30 @@ def check_age(generated_at: float | None, path: str, max_age: float, now: float)
             f"{human_duration(max_age)}; re-run `dbt source freshness`, raise --max-artifact-age, "
             "or pass --allow-stale-artifact"
         )
+
+
+#: How far ahead of this host's clock an artifact's times may be (clocks of two hosts differ).
+MAX_CLOCK_SKEW = 300.0
+
+
+def check_not_future(artifact: SourcesArtifact, path: str, now: float, skew: float = MAX_CLOCK_SKEW) -> None:
+    """Refuse an artifact whose ``generated_at`` or any check time (``snapshotted_at``) lies more
+    than ``skew`` seconds ahead of ``now``.
+
+    Pushed, such a run would look newer than every legitimate run after it: they would be refused
+    as "older" and replays dropped, until the clock caught up (years, for a mistyped date).
+    """
+    times = [("metadata.generated_at", artifact.generated_at)]
+    times += [(f"the check of {r.unique_id}", r.snapshotted_at) for r in artifact.results]
+    for what, when in times:
+        if when is not None and (not math.isfinite(when) or when - now > skew):
+            ahead = human_duration(when - now) if math.isfinite(when) else "infinitely"
+            raise ArtifactError(
+                f"{path}: {what} is {ahead} in the future (this host's clock says "
+                f"{dt.datetime.fromtimestamp(now, dt.timezone.utc):%Y-%m-%d %H:%M:%SZ}); pushing it "
+                "would make every later run look older; fix the clock of the host that ran dbt "
+                "(or this one) and run `dbt source freshness` again"
+            )
 
 
 def human_duration(seconds: float) -> str:

@@ -95,6 +95,7 @@ def _codec(cls: type, skip: tuple[str, ...] = ()) -> tuple[tuple[str, Encoder, D
 
 _CHECK = _codec(SourceCheck)
 _RUN = _codec(FreshnessRun, skip=("checks", "unchecked"))
+_DECODERS = tuple(decode for _n, _e, decode, _r in _CHECK)
 
 
 def check_to_json(check: SourceCheck) -> dict[str, Any]:
@@ -118,6 +119,8 @@ def check_to_row(check: SourceCheck) -> list[Any]:
 def check_from_row(row: Sequence[Any]) -> SourceCheck:
     if isinstance(row, (str, Mapping)) or len(row) > len(_CHECK):
         raise ValueError("not a check row")
+    if len(row) == len(_CHECK):  # the usual case: positional, no keyword dict (100,000 rows)
+        return SourceCheck(*[decode(value) for decode, value in zip(_DECODERS, row, strict=True)])
     kwargs = {}
     for (name, _e, decode, _r), value in zip(_CHECK, row, strict=False):
         kwargs[name] = decode(value)

@@ -17,11 +17,30 @@ DEFAULT_JOB = "dbt_source_freshness"
 DEFAULT_MAX_ARTIFACT_AGE = 3600.0
 
 
+#: Every secret value this process has held (from flags, env vars, files, URLs): whatever prints
+#: an unexpected error or traceback masks them (see :func:`known_secrets`).
+_KNOWN_SECRETS: set[str] = set()
+
+
+def known_secrets(min_length: int = 3) -> list[str]:
+    """The values of every :class:`Secret` built in this process, longest first (shorter ones are
+    left out: masking every ``a`` of a message hides more than it protects)."""
+    return sorted((s for s in _KNOWN_SECRETS if len(s) >= min_length), key=len, reverse=True)
+
+
 @dataclass(frozen=True)
 class Secret:
-    """A password or token: ``str()``/``repr()`` never show it; ``reveal()`` does."""
+    """A password or token: ``str()``/``repr()`` never show it; ``reveal()`` does. Every value is
+    remembered (:func:`known_secrets`) so that even a bug's traceback cannot print it."""
 
     _value: str = field(repr=False)
+
+    def __post_init__(self) -> None:
+        if self._value:
+            _KNOWN_SECRETS.add(self._value)
+            stripped = self._value.strip()
+            if stripped and stripped != self._value:
+                _KNOWN_SECRETS.add(stripped)
 
     def reveal(self) -> str:
         return self._value
@@ -42,9 +61,14 @@ class Secret:
             raise UsageError(f"give the {what} either directly or as a file, not both")
         if file is not None:
             try:
-                text = file.read_text(encoding="utf-8").strip()
+                raw = file.read_bytes()
             except OSError as exc:
                 raise UsageError(f"cannot read the {what} file {file}: {exc.strerror or exc}") from None
+            try:
+                text = raw.decode("utf-8").strip()
+            except UnicodeDecodeError:
+                _KNOWN_SECRETS.add(raw.decode("utf-8", "replace").strip())
+                raise UsageError(f"the {what} file {file} is not UTF-8 text") from None
             if not text:
                 raise UsageError(f"the {what} file {file} is empty")
             return cls(text)
@@ -144,19 +168,32 @@ def env_flag(name: str) -> bool:
 
 
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+#: The longest duration Prometheus accepts (an int64 of nanoseconds, about 292 years).
+MAX_DURATION = (2**63 - 1) / 1e9
 
 
-def parse_duration(text: str, what: str = "duration") -> float:
-    """``90``, ``90s``, ``5m``, ``1h30m``, ``2d`` -> seconds (Prometheus duration units)."""
+def parse_duration(text: str, what: str = "duration", allow_zero: bool = False) -> float:
+    """``90s``, ``5m``, ``1h30m``, ``2d`` -> seconds, as Prometheus reads durations.
+
+    A unit is required (``2`` could mean seconds or minutes), zero is refused unless
+    ``allow_zero`` (a zero timeout or interval cannot work), and so is anything longer than
+    Prometheus's own limit (about 292 years). Every refusal is a :class:`UsageError` (exit 2).
+    """
     import re
 
     raw = text.strip()
+    example = "a duration with a unit, like 90s, 5m, 1h30m or 2d"
     if re.fullmatch(r"\d+(\.\d+)?", raw):
-        return float(raw)
+        raise UsageError(f"{what} {text!r} has no unit; give {example} (e.g. {raw}s)")
     parts = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w|y)", raw)
     if not parts or "".join(n + u for n, u in parts) != raw:
-        raise UsageError(f"{what} {text!r} is not a duration like 90s, 5m, 1h30m or 2d")
-    return sum(float(n) * _DURATION_UNITS[u] for n, u in parts)
+        raise UsageError(f"{what} {text!r} is not {example}")
+    seconds = sum(float(n) * _DURATION_UNITS[u] for n, u in parts)
+    if seconds > MAX_DURATION:
+        raise UsageError(f"{what} {text!r} is longer than any duration Prometheus accepts (about 292y)")
+    if seconds <= 0 and not allow_zero:
+        raise UsageError(f"{what} {text!r} must be longer than zero")
+    return seconds
 
 
 def format_duration(seconds: float) -> str:

@@ -62,6 +62,14 @@ class DbtRunError(DbtPromError):
     exit_code = ExitCode.DBT
 
 
+class DbtConfigError(UsageError):
+    """dbt refused how it was invoked: an unknown ``--target``, a missing ``profiles.yml`` or
+    profile, a directory that is not a dbt project, a malformed ``--select``. A typo, not an
+    outage: exit 2 and nothing is pushed (``run_success 0`` would land in a group of its own)."""
+
+    exit_code = ExitCode.INPUT
+
+
 class PushError(DbtPromError):
     """Delivering metrics failed. ``status`` is the HTTP status when the server answered."""
 

@@ -287,13 +287,6 @@ def iter_text(run: FreshnessRun, only: Iterable[str] | None = None) -> Iterator[
     return iter_render(iter_families(run, only))
 
 
-def samples(run: FreshnessRun) -> Iterator[tuple[str, tuple[tuple[str, str], ...], float]]:
-    """Flat ``(metric name, ((label, value), ...), value)`` triples, for remote write."""
-    for fam in iter_families(run):
-        for values, value in fam.rows:
-            yield fam.name, tuple(zip(fam.label_names, values, strict=True)), value
-
-
 def threshold_from_seconds(seconds: float) -> Threshold | None:
     """Invert :attr:`Threshold.seconds`, choosing the largest period that divides it."""
     if seconds <= 0 or not float(seconds).is_integer():

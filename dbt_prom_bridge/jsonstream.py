@@ -12,6 +12,17 @@ It only reads what ``json.loads`` reads (same decoder, same numbers and strings)
 not sure about (a BOM or UTF-16, invalid UTF-8, a syntax error, a top level that is not an
 object) raises :class:`Fallback`, and the caller reads the file the ordinary way, which gives
 the precise error message.
+
+Why this reader, and one reader for every size (docs/performance.md, "The JSON reader"): on
+synthetic dbt artifacts it is faster than both alternatives at every size measured. Reading
+manifest.json + sources.json, CPU seconds: 10,000 sources, this reader 0.35-0.42, ijson 3.6 with
+its C backend (yajl2_c) 0.40-0.51, ``json.load`` 0.55-0.65; 100,000 sources, 3.8, 6.1 and 9.4
+(and 1.26 GB for ``json.load``); 1,000 sources, a tie with reading whole. ``json.load`` loses even
+when memory is no concern because it keeps every object of the file alive; ijson's C parser is
+no faster than the standard library's C decoder driven from here, would add a compiled
+dependency, and gives numbers another way (``Decimal`` unless ``use_float``), so the records
+would no longer be exactly what ``json.loads`` gives. Choosing the reader by file size would
+gain nothing.
 """
 
 from __future__ import annotations
@@ -26,6 +37,8 @@ from typing import IO, Any, Final
 CHUNK: Final = 1 << 22
 _WS = re.compile(r"[ \t\n\r]*")
 _NUMBER_TAIL = re.compile(r"[0-9.eE+-]*")
+_NUMBER_CHARS: Final = frozenset("0123456789.eE+-")
+_BLANKS: Final = frozenset(" \t\n\r")
 _DECODER = json.JSONDecoder()
 #: The C string scanner ``json`` itself uses (not in the type stubs).
 _scanstring: Callable[[str, int, bool], tuple[str, int]] = json.decoder.scanstring  # type: ignore[attr-defined]
@@ -72,6 +85,16 @@ class _Window:
 
     def peek(self) -> str:
         """The next non-blank character (consumed blanks), or "" at the end of the file."""
+        text, pos = self.text, self.pos
+        # fast path: the next character, or the one after a single blank (dbt writes ", " and ": ")
+        if pos + 1 < len(text):
+            char = text[pos]
+            if char not in _BLANKS:
+                return char
+            char = text[pos + 1]
+            if char not in _BLANKS:
+                self.pos = pos + 1
+                return char
         while True:
             self.pos = _WS.match(self.text, self.pos).end()  # type: ignore[union-attr]
             if self.pos < len(self.text):
@@ -112,7 +135,11 @@ class _Window:
                 continue
             # A number may go on past the window ("12" of "12.5e3"): read on unless what follows
             # it ends inside the window.
-            if not self.eof and _NUMBER_TAIL.match(self.text, end).end() >= len(self.text):  # type: ignore[union-attr]
+            if (
+                not self.eof
+                and (end >= len(self.text) or self.text[end] in _NUMBER_CHARS)
+                and _NUMBER_TAIL.match(self.text, end).end() >= len(self.text)  # type: ignore[union-attr]
+            ):
                 self.fill()
                 continue
             self.pos = end

@@ -130,11 +130,17 @@ class Threshold:
 
 
 def meta_value(value: object) -> str:
-    """A dbt ``meta`` value as a label value: strings as is, the rest as compact JSON."""
+    """A dbt ``meta`` value as a label value: strings as is; a list of plain values joined with
+    commas (``owner: ['@alice', '@bob']`` -> ``@alice,@bob``, which an Alertmanager regex
+    matcher routes on) unless an item holds a comma itself; anything else as compact JSON."""
     if value is None:
         return ""
     if isinstance(value, str):
         return value
+    if isinstance(value, list) and all(isinstance(v, (str, int, float, bool)) for v in value):
+        items = [v if isinstance(v, str) else json.dumps(v) for v in value]
+        if not any("," in item for item in items):
+            return ",".join(items)
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
 
 
@@ -226,6 +232,8 @@ class SourcesArtifact:
     path: str | None = None
     #: Entries skipped because they are not sources (Fusion freshness.json covers models too).
     skipped_non_sources: int = 0
+    #: What the reader noticed and the user should hear (e.g. a duplicate unique_id).
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -422,7 +430,7 @@ def build_run(
     if manifest is not None:
         check_same_project(artifact, manifest)
     project = _project_of(artifact, manifest, context.project)
-    warnings: list[str] = list(context.extra_warnings)
+    warnings: list[str] = [*context.extra_warnings, *artifact.warnings]
     checks: dict[str, SourceCheck] = {}
     defs = manifest.sources if manifest is not None else {}
     meta_keys = context.meta_labels

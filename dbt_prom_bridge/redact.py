@@ -12,12 +12,28 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import json
 import re
 import sys
 import urllib.parse
 from collections.abc import Iterable, Iterator, Sequence
 
 MASK = "***"
+#: Terminal control sequences (CSI, OSC, other ESC sequences) and C0/C1 control characters.
+_CONTROL = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-_]?|[\x00-\x1f\x7f-\x9f]"
+)
+
+#: A lone UTF-16 surrogate (from a JSON escape or an undecodable file name): no UTF-8 output takes it.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def printable(text: str) -> str:
+    """``text`` (from a server, a database, a file) as one line a terminal shows as is: escape
+    sequences and control characters removed (they could move the cursor, rewrite earlier
+    lines or retitle the window), lone surrogates replaced by U+FFFD, runs of white space made
+    one space."""
+    return " ".join(_SURROGATE.sub("\ufffd", _CONTROL.sub(" ", text)).split())
 
 
 _AUTHORITY = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~%-]+)(:\d*)?(?=[/?#]|$)")
@@ -63,6 +79,37 @@ def redact_url(url: str) -> str:
     return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
+#: Query parameter values shorter than this are not masked on their own (``v=1`` would mask
+#: every ``1``); the whole query string still is.
+MIN_PARAMETER_SECRET = 4
+
+
+def url_secrets(url: str) -> list[str]:
+    """What in a URL may be a credential: its user info (and password), its query string, and each
+    query parameter (``name=value`` and the value alone), since a server may echo one of them."""
+    userinfo, rest = split_userinfo(url)
+    found: list[str] = []
+    if userinfo:
+        found += [userinfo, userinfo.partition(":")[2]]
+    query = re.split(r"#", rest.partition("?")[2], maxsplit=1)[0] if "?" in rest else ""
+    if query:
+        found.append(query)
+        for pair in re.split(r"[&;]", query):
+            value = pair.partition("=")[2]
+            if len(value) >= MIN_PARAMETER_SECRET:
+                found += [pair, value, urllib.parse.unquote_plus(value)]
+    return [f for f in found if f]
+
+
+def _escaped(form: str) -> set[str]:
+    """How ``form`` looks inside JSON or HTML a server wrote (``&`` as ``\\u0026``, ``/`` as ``\\/``)."""
+    out = {json.dumps(form)[1:-1], json.dumps(form, ensure_ascii=False)[1:-1]}
+    out |= {f.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e") for f in set(out)}
+    out |= {f.replace("/", "\\/") for f in set(out)}
+    out.add(form.replace("&", "&amp;"))
+    return out
+
+
 def _forms(secret: str, username: str | None) -> set[str]:
     forms = {secret, urllib.parse.quote(secret, safe=""), urllib.parse.quote_plus(secret)}
     if username is not None:
@@ -70,6 +117,8 @@ def _forms(secret: str, username: str | None) -> set[str]:
         forms.add(pair)
         forms.add(base64.b64encode(pair.encode()).decode("ascii"))
     forms.add(base64.b64encode(secret.encode()).decode("ascii"))
+    for form in list(forms):
+        forms |= _escaped(form)
     return {f for f in forms if f}
 
 

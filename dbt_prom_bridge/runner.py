@@ -36,9 +36,9 @@ from pathlib import Path
 from typing import Any
 
 from dbt_prom_bridge import dbtproject
-from dbt_prom_bridge.artifacts import parse_manifest, parse_sources
+from dbt_prom_bridge.artifacts import parse_manifest, parse_sources, write_runtime_errors
 from dbt_prom_bridge.config import DbtOptions
-from dbt_prom_bridge.errors import ArtifactError, DbtRunError
+from dbt_prom_bridge.errors import ArtifactError, DbtConfigError, DbtRunError
 from dbt_prom_bridge.model import Manifest, SourcesArtifact
 from dbt_prom_bridge.redact import scrubbed_argv
 
@@ -219,12 +219,43 @@ _HINTS: tuple[tuple[tuple[str, ...], str], ...] = (
 )
 
 
+#: dbt's exceptions for how it was invoked (profile, target, flags, selectors): a mistake to
+#: fix, not an outage (by class name: their modules moved between dbt versions).
+CONFIG_ERRORS = frozenset(
+    {
+        "DbtProfileError",
+        "ProfileConfigError",
+        "DbtUsageException",
+        "InvalidSelectorError",
+        "InvalidSelectorException",
+        "NoSuchOption",
+        "BadOptionUsage",
+        "BadParameter",
+    }
+)
+#: ``DbtProjectError`` covers both a directory that is not a project or a profile that is not
+#: there (mistakes) and a dbt_project.yml that does not validate (the project is broken: its
+#: group gets ``run_success 0``); these messages tell the mistakes.
+_CONFIG_MESSAGES = ("No dbt_project.yml found", "Could not find profile named", "does not exist")
+
+
+def is_config_error(exc: BaseException) -> bool:
+    """True when dbt refused its configuration or arguments: an unknown target, a missing
+    profiles.yml or profile, a directory that is not a dbt project, a malformed selector (exit
+    2, nothing pushed), as opposed to a database it cannot reach or a project it cannot read or
+    compile (exit 3, ``run_success 0`` for the project's group)."""
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    if names & CONFIG_ERRORS:
+        return True
+    return "DbtProjectError" in names and any(m in str(exc) for m in _CONFIG_MESSAGES)
+
+
 def describe_exception(
     exc: BaseException, action: str = "dbt source freshness", secrets: Sequence[str] | None = None
 ) -> str:
     """One line for the user: what dbt said (secrets scrubbed) and what to check."""
     names = {cls.__name__ for cls in type(exc).__mro__}
-    text = one_line(scrub(str(exc), secrets)) or type(exc).__name__
+    text = one_line(scrub(str(exc), secrets)).rstrip(".") or type(exc).__name__
     return _with_hint(action, text, names)
 
 
@@ -517,8 +548,10 @@ class DbtFreshnessRunner:
 
     >>> outcome = DbtFreshnessRunner(DbtOptions(project_dir=Path("my_project"))).run(print)
 
-    Raises :class:`DbtRunError` (exit 3) when dbt cannot run: not installed, bad project or
-    profile, database unreachable. Stale or failing sources are results, not errors.
+    Raises :class:`DbtRunError` (exit 3) when dbt cannot run: not installed, a project it cannot
+    compile, a database it cannot reach; :class:`DbtConfigError` (exit 2) when dbt refuses how it
+    was invoked: unknown target, missing profiles.yml or profile, not a dbt project, a malformed
+    selector. Stale or failing sources are results, not errors.
     """
 
     def __init__(self, dbt: DbtOptions) -> None:
@@ -562,7 +595,7 @@ class DbtFreshnessRunner:
         events = _Events(None)
         res = self._invoke(runner_cls, dbt_args(self.dbt, ["parse"]), events)
         if not res.success or res.result is None or not hasattr(res.result, "sources"):
-            raise DbtRunError(self._failure(res, "dbt parse"))
+            raise self._failure(res, "dbt parse")
         path = self.artifacts_dir / "manifest.json"
         record = manifest_from_dbt(res.result, path if path.exists() else None)
         self._cache = _Cache(res.result, record, fingerprint, env)
@@ -586,7 +619,7 @@ class DbtFreshnessRunner:
         result = res.result
         if result is None or not hasattr(result, "results"):
             self.invalidate()
-            raise DbtRunError(self._failure(res, "dbt source freshness"))
+            raise self._failure(res, "dbt source freshness")
         secrets = sorted({*secret_values(), *profile_secrets(self.dbt)}, key=len, reverse=True)
         failure = run_level_failure(result, secrets)
         if failure is not None:
@@ -602,6 +635,9 @@ class DbtFreshnessRunner:
             artifact = artifact_from_result(result, sources_path if ours else None)
         except ArtifactError as exc:
             raise DbtRunError(f"dbt returned freshness results this tool cannot read: {exc}") from None
+        if ours:
+            # sources.json leaves runtime errors out: keep them beside it for status and --no-run
+            write_runtime_errors(sources_path.parent, artifact)
         manifest = self._cache.record
         project = (
             (manifest.project_name if manifest else None) or dbtproject.project_info(self.dbt).name or ""
@@ -617,12 +653,19 @@ class DbtFreshnessRunner:
             sources_json=sources_path if ours else None,
         )
 
-    def _failure(self, res: Any, action: str) -> str:
+    def _failure(self, res: Any, action: str) -> DbtRunError | DbtConfigError:
+        """The error for a dbt invocation that failed: :class:`DbtConfigError` (exit 2, nothing
+        pushed) when dbt refused its configuration, else :class:`DbtRunError` (exit 3)."""
         exc = getattr(res, "exception", None)
-        if exc is not None:
-            secrets = sorted({*secret_values(), *profile_secrets(self.dbt)}, key=len, reverse=True)
-            return describe_exception(exc, action, secrets)
-        return f"{action} failed without a result or an error (see logs/dbt.log in the project)"
+        if exc is None:
+            return DbtRunError(
+                f"{action} failed without a result or an error (see logs/dbt.log in the project)"
+            )
+        secrets = sorted({*secret_values(), *profile_secrets(self.dbt)}, key=len, reverse=True)
+        message = describe_exception(exc, action, secrets)
+        if is_config_error(exc):
+            return DbtConfigError(f"{message}; nothing was pushed (a configuration error, not an outage)")
+        return DbtRunError(message)
 
 
 def parse_project(dbt: DbtOptions) -> Manifest:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import threading
 import time
 import traceback
@@ -49,6 +50,9 @@ DEFAULT_LISTEN = f"127.0.0.1:{DEFAULT_PORT}"
 REFRESHES = "dbt_prom_bridge_serve_refreshes"
 REFRESH_DURATION = "dbt_prom_bridge_serve_refresh_duration_seconds"
 LAST_SUCCESS = "dbt_prom_bridge_serve_last_success_timestamp_seconds"
+#: How a refresh runs dbt's freshness queries (:mod:`dbt_prom_bridge.fastfresh`).
+FRESHNESS_PATHS = ("batch", "dbt")
+FRESHNESS_PATH_ENV = "DBT_PROM_SERVE_FRESHNESS"
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -88,8 +92,16 @@ class Refresher:
         opts: RunOptions,
         runner: DbtFreshnessRunner | None = None,
         on_event: Callable[[str], None] | None = None,
+        freshness_path: str | None = None,
     ) -> None:
         self.dbt, self.art, self.opts = dbt, art, opts
+        #: "batch" (dbt's queries compiled once, sent in one statement) or "dbt" (every refresh
+        #: a full ``dbt source freshness``); None: ``$DBT_PROM_SERVE_FRESHNESS``, else "batch".
+        self.freshness_path = freshness_path or os.environ.get(FRESHNESS_PATH_ENV) or "batch"
+        if self.freshness_path not in FRESHNESS_PATHS:
+            raise UsageError(
+                f"{FRESHNESS_PATH_ENV}={self.freshness_path!r} is not one of {', '.join(FRESHNESS_PATHS)}"
+            )
         self.on_event = on_event
         self._runner = runner
         self._artifact_key: tuple[Any, ...] | None = None
@@ -98,9 +110,9 @@ class Refresher:
     @property
     def runner(self) -> DbtFreshnessRunner:
         if self._runner is None:
-            from dbt_prom_bridge.runner import DbtFreshnessRunner
+            from dbt_prom_bridge.fastfresh import BatchedFreshnessRunner
 
-            self._runner = DbtFreshnessRunner(self.dbt)
+            self._runner = BatchedFreshnessRunner(self.dbt, self.freshness_path)
         return self._runner
 
     def __call__(self) -> FreshnessRun:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from dbt_prom_bridge.artifacts import human_duration
 from dbt_prom_bridge.codec import check_to_json
 from dbt_prom_bridge.model import STATUSES, FreshnessRun, SourceCheck, Status
+from dbt_prom_bridge.redact import printable
 
 if TYPE_CHECKING:
     from dbt_prom_bridge.sinks.base import Delivered
@@ -50,15 +51,8 @@ def _threshold_text(check: SourceCheck) -> str:
     return ", ".join(parts) or "-"
 
 
-#: Rows the table shows by default; beyond that the most severe sources are kept.
+#: Rows the table shows by default; beyond that only sources that do not pass are listed.
 DEFAULT_ROWS = 100
-_SEVERITY = {
-    Status.ERROR: 0,
-    Status.RUNTIME_ERROR: 1,
-    Status.WARN: 2,
-    Status.NOT_RUN: 3,
-    Status.PASS: 4,
-}
 
 
 def table(
@@ -69,20 +63,21 @@ def table(
 ) -> str:
     """A plain-text table: source, status, age, threshold; then a one-line total.
 
-    With more than ``limit`` sources only the ``limit`` most severe are listed (in name order)
-    and a line says how many were left out: 100,000 rows on stderr help nobody.
+    Every source that is not ``pass`` is listed; with more than ``limit`` sources, passing ones
+    beyond the limit are left out and a line says how many and how to see all (100,000 rows on
+    stderr help nobody). Runtime errors are followed by dbt's reason, one line per source.
     """
     t = now()
     checks: tuple[SourceCheck, ...] | list[SourceCheck] = run.checks
     hidden = 0
     if limit is not None and len(checks) > limit:
-        order = {id(c): i for i, c in enumerate(checks)}
-        worst = sorted(checks, key=lambda c: _SEVERITY[c.status])[:limit]
-        hidden = len(checks) - len(worst)
-        checks = sorted(worst, key=lambda c: order[id(c)])
+        room = max(0, limit - sum(1 for c in checks if c.status is not Status.PASS))
+        shown = [c for c in checks if c.status is not Status.PASS or (room := room - 1) >= 0]
+        hidden = len(checks) - len(shown)
+        checks = shown
     rows = [("SOURCE", "STATUS", "AGE", "THRESHOLD")]
     for check in checks:
-        name = f"{check.source_name}.{check.table_name}"
+        name = printable(f"{check.source_name}.{check.table_name}")
         rows.append((name, check.status.value, _age_text(check, t), _threshold_text(check)))
     widths = [min(60, max(len(r[i]) for r in rows)) for i in range(4)]
     lines = []
@@ -94,8 +89,13 @@ def table(
         lines.append("  ".join(cells).rstrip())
     if hidden:
         lines.append(
-            f"... {hidden} more not shown (the {len(checks)} most severe are); --format json lists all"
+            f"... and {hidden} more passing sources not shown; `--format json` (or `dbt-prom status "
+            "--format json`) lists all"
         )
+    for check in checks:
+        if check.status is Status.RUNTIME_ERROR:
+            reason = printable(check.error or "") or "no message from dbt"
+            lines.append(printable(f"{check.source_name}.{check.table_name}: runtime error: {reason}"))
     counts = run.counts()
     total = ", ".join(f"{counts[s]} {s.value}" for s in STATUSES if counts[s])
     where = f"{run.project}/{run.target}" if run.project else run.target

@@ -38,11 +38,18 @@ def wipe(server: servers.Server) -> None:
 
 
 @pytest.fixture
-def pushgateway(pushgateway_server: servers.Server) -> servers.Server:
-    """The session's Pushgateway, emptied for this test."""
+def pushgateway(
+    pushgateway_server: servers.Server, tmp_path_factory: pytest.TempPathFactory
+) -> servers.Server:
+    """The session's Pushgateway, emptied for this test, as if no host had pushed to it: the state
+    caches earlier tests left in spill dirs (the sample project's target dir, the repo's) would
+    give the wiped gateway their sources back (see docs/state.md)."""
     if not pushgateway_server.alive():
         pytest.fail(f"pushgateway died:\n{pushgateway_server.log_tail()}")
     wipe(pushgateway_server)
+    for base in (tmp_path_factory.getbasetemp(), ROOT / "target"):
+        for state in base.glob("**/dbt-prom-spill/state"):
+            shutil.rmtree(state, ignore_errors=True)
     return pushgateway_server
 
 

@@ -58,6 +58,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "dbt_prom_bridge.cli.rules",
         "Generate Prometheus alert rules (and promtool tests) from dbt's freshness thresholds.",
     ),
+    "forget": (
+        "dbt_prom_bridge.cli.forget",
+        "Remove a project/target's group from the Pushgateway and this host's state of it.",
+    ),
     "replay": (
         "dbt_prom_bridge.cli.replay",
         "Push the runs earlier failed pushes kept in the spill dir, never over newer data.",
@@ -139,8 +143,8 @@ def main(argv: list[str] | None = None) -> Any:
         return cli.main(args=args, prog_name="dbt-prom", standalone_mode=False)
     except DbtPromError as exc:
         if debug:
-            traceback.print_exc()
-        click.echo(f"dbt-prom: error: {exc}", err=True)
+            _print_traceback(args)
+        click.echo(f"dbt-prom: error: {_scrubbed(str(exc), args)}", err=True)
         sys.exit(int(exc.exit_code))
     except click.exceptions.Abort:
         click.echo("dbt-prom: aborted", err=True)
@@ -155,7 +159,7 @@ def main(argv: list[str] | None = None) -> Any:
         sys.exit(exc.exit_code)
     except Exception as exc:  # a bug, not a user error: one scrubbed line, traceback with --debug
         if debug:
-            traceback.print_exc()
+            _print_traceback(args)
         click.echo(
             f"dbt-prom: internal error: {_scrubbed(f'{type(exc).__name__}: {exc}', args)}; "
             "rerun with --debug for the traceback and please report it",
@@ -174,16 +178,28 @@ def click_error_line(exc: click.ClickException, argv: list[str] | None) -> str:
     return message
 
 
-def _scrubbed(text: str, argv: list[str] | None) -> str:
-    """``text`` without the secrets this process knows: URL credentials in argv, secret env vars."""
+def _print_traceback(argv: list[str] | None) -> None:
+    """``--debug``: the current traceback on stderr, scrubbed like every other line."""
+    click.echo(_scrubbed(traceback.format_exc(), argv, one_line=False), err=True, nl=False)
+
+
+def _scrubbed(text: str, argv: list[str] | None, one_line: bool = True) -> str:
+    """``text`` without the secrets this process knows: URL credentials and query parameters in
+    argv, secret env vars, every secret read from a flag, env var or file (:func:`known_secrets`),
+    and without terminal control sequences."""
     import os
     import re
 
-    from dbt_prom_bridge.redact import Scrubber, split_userinfo
+    from dbt_prom_bridge.config import known_secrets
+    from dbt_prom_bridge.redact import Scrubber, printable, url_secrets
 
     secrets = [v for k, v in os.environ.items() if re.search(r"PASSWORD|TOKEN|SECRET", k) and len(v) >= 3]
+    secrets += known_secrets()
     for arg in argv if argv is not None else sys.argv[1:]:
-        userinfo, _ = split_userinfo(arg.partition("=")[2] if arg.startswith("-") else arg)
-        if userinfo:
-            secrets += [userinfo, userinfo.partition(":")[2]]
-    return Scrubber(secrets)(" ".join(text.split()))
+        value = arg.partition("=")[2] if arg.startswith("-") else arg
+        if "://" in value:
+            secrets += url_secrets(value)
+    scrub = Scrubber(secrets)
+    if one_line:
+        return scrub(printable(text))
+    return "\n".join(scrub(printable(line)) for line in text.split("\n"))

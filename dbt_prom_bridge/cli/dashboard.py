@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +10,7 @@ import click
 from dbt_prom_bridge import api, dashboard
 from dbt_prom_bridge.artifacts import read_manifest
 from dbt_prom_bridge.cli import EXIT_CODES_HELP
+from dbt_prom_bridge.cli.generated import write_or_check
 from dbt_prom_bridge.cli.options import (
     dbt_config,
     dbt_parse_options,
@@ -20,7 +20,7 @@ from dbt_prom_bridge.cli.options import (
     warn,
 )
 from dbt_prom_bridge.config import DEFAULT_JOB, DbtOptions
-from dbt_prom_bridge.errors import ArtifactError, CheckFailed, UsageError
+from dbt_prom_bridge.errors import UsageError
 from dbt_prom_bridge.model import Manifest
 
 
@@ -33,49 +33,6 @@ def load_manifest(dbt: DbtOptions, manifest: Path | None, artifacts_dir: Path | 
     if artifacts_dir is not None:
         return read_manifest(artifacts_dir / "manifest.json")
     return api.project_manifest(dbt)
-
-
-def diff(old: str, new: str, path: Path) -> str:
-    lines = difflib.unified_diff(
-        old.splitlines(keepends=True),
-        new.splitlines(keepends=True),
-        f"{path} (committed)",
-        f"{path} (generated)",
-    )
-    return "".join(lines)
-
-
-def write_or_check(text: str, out: Path | None, check: bool) -> None:
-    """Print, write, or (``--check``) compare with ``out`` and fail on drift with a diff."""
-    if out is None:
-        if check:
-            raise UsageError("--check compares with the --out file; give --out PATH")
-        click.echo(text, nl=False)
-        return
-    try:
-        old = out.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        old = None
-    except OSError as exc:
-        raise ArtifactError(f"cannot read {out}: {exc.strerror or exc}") from None
-    if check:
-        if old == text:
-            click.echo(f"dbt-prom: {out} is up to date", err=True)
-            return
-        click.echo(diff(old or "", text, out), nl=False)
-        raise CheckFailed(
-            f"{out} is out of date with the dbt project ({'missing' if old is None else 'differs'}); "
-            "regenerate it with the same `dbt-prom dashboard --out` command and commit it"
-        )
-    if old == text:
-        click.echo(f"dbt-prom: {out} unchanged", err=True)
-        return
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"cannot write {out}: {exc.strerror or exc}") from None
-    click.echo(f"dbt-prom: wrote {out}", err=True)
 
 
 @click.command("dashboard", epilog=EXIT_CODES_HELP)
@@ -139,4 +96,4 @@ def command(**kw: Any) -> None:
         warn(
             "no source in the manifest has freshness configured; the dashboard has only the run-level panels"
         )
-    write_or_check(dashboard.render(manifest, opts), kw["out"], kw["check"])
+    write_or_check([(kw["out"], dashboard.render(manifest, opts))], kw["check"], command="dbt-prom dashboard")

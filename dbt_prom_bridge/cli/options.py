@@ -37,7 +37,9 @@ def _stack(*decorators: Callable[[F], F]) -> Callable[[F], F]:
 
 def warn(message: str) -> None:
     """One ``dbt-prom: warning:`` line on stderr (every command's warnings look alike)."""
-    click.echo(f"dbt-prom: warning: {message}", err=True)
+    from dbt_prom_bridge.redact import printable
+
+    click.echo(f"dbt-prom: warning: {printable(message)}", err=True)
 
 
 def env_help(text: str, env: str) -> str:
@@ -108,22 +110,26 @@ def dbt_config(kw: dict[str, Any]) -> DbtOptions:
     )
 
 
-def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        return parse_duration(value, param.opts[0] if param.opts else "duration")
-    except UsageError as exc:
-        raise click.BadParameter(str(exc)) from None
+def _duration(allow_zero: bool) -> Callable[[click.Context, click.Parameter, str | None], float | None]:
+    def parse(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+        if value is None:
+            return None
+        try:
+            return parse_duration(value, param.opts[0] if param.opts else "duration", allow_zero)
+        except UsageError as exc:
+            raise click.BadParameter(str(exc)) from None
+
+    return parse
 
 
 def duration_option(
-    *names: str, default: str | None, help: str, envvar: str | None = None
+    *names: str, default: str | None, help: str, envvar: str | None = None, allow_zero: bool = False
 ) -> Callable[[F], F]:
+    """A Prometheus-style duration option (unit required; zero only with ``allow_zero``)."""
     return click.option(
         *names,
         default=default,
-        callback=_duration,
+        callback=_duration(allow_zero),
         envvar=envvar,
         show_default=True,
         metavar="DURATION",

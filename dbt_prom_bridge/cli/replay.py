@@ -67,6 +67,10 @@ def replay_command(ctx: click.Context, directory: Path) -> str:
     return shlex.join(parts) + note
 
 
+def _same_url(stored: str, url: str) -> bool:
+    return stored.rstrip("/") == redact_url(url.strip()).rstrip("/")
+
+
 def _has_credentials(url: str) -> bool:
     try:
         parts = urllib.parse.urlsplit(url.strip())
@@ -112,7 +116,10 @@ def _why_untried(entry: SpilledRun, url: str | None, remote_url: str | None = No
     if entry.destination.kind != "pushgateway":
         return f"a {entry.destination.kind} destination, which this command does not replay"
     if url is None or entry.destination.url.rstrip("/") != redact_url(url.strip()).rstrip("/"):
-        return f"spilled for {entry.destination.url}; pass --gateway {entry.destination.url} to replay it"
+        return (
+            f"spilled for {entry.destination.url}; pass --gateway {entry.destination.url} to replay it "
+            "there, --to URL to push it to another gateway, or --discard to delete it"
+        )
     return "not tried: the gateway failed earlier in this replay"
 
 
@@ -157,6 +164,22 @@ def _listing(entries: tuple[SpilledRun, ...], fmt: str) -> None:
     help=env_help("dbt target path (as in dbt).", "DBT_TARGET_PATH"),
 )
 @click.option("--list", "list_only", is_flag=True, help="List the spilled runs on stdout; push nothing.")
+@click.option(
+    "--to",
+    "to_url",
+    metavar="URL",
+    help="Push every spilled Pushgateway run to this gateway, whatever URL it was spilled for (e.g. "
+    "after a wrong --gateway): the runs are re-targeted to URL first. The connection flags "
+    "(credentials, CA...) are sent to URL only.",
+)
+@click.option(
+    "--discard",
+    "discard_ids",
+    multiple=True,
+    metavar="FILE",
+    help="Delete this spilled run (its file name as --list shows it, or a prefix only it has); "
+    "push nothing. Repeatable.",
+)
 @format_option("Format of --list.")
 def command(**kw: Any) -> None:
     """Push the runs earlier pushes could not deliver (kept in the spill dir), once the gateway
@@ -171,8 +194,19 @@ def command(**kw: Any) -> None:
     dbt = DbtOptions(project_dir=kw.pop("project_dir"), target_path=kw.pop("target_path"))
     directory = spill_dir(kw, dbt)
     list_only, fmt = kw.pop("list_only"), kw.pop("fmt")
+    to_url, discard_ids = kw.pop("to_url"), kw.pop("discard_ids")
+    if to_url is not None:
+        if kw.get("gateway") and redact_url(kw["gateway"].strip()) != redact_url(to_url.strip()):
+            raise UsageError("give the gateway to push to once: --to URL, or --gateway URL, not both")
+        kw["gateway"] = to_url
     remote = remote_write_config(kw)
     gateway = connection_config(kw)
+    if discard_ids:
+        if list_only or to_url:
+            raise UsageError("--discard deletes runs and pushes nothing; give it without --list or --to")
+        for ident in discard_ids:
+            _line(f"discarded {spill.discard(directory, ident).name}")
+        return
     found = spill.scan(directory)
     if list_only:
         _listing(found.entries, fmt)
@@ -197,6 +231,13 @@ def command(**kw: Any) -> None:
         api.check_gateway(gateway)
     if remote is not None:
         api.check_remote_write(remote)
+    if to_url is not None:
+        for entry in found.entries:
+            if entry.destination.kind == "pushgateway" and not _same_url(entry.destination.url, to_url):
+                moved = spill.retarget(entry, to_url)
+                _line(
+                    f"re-targeted {entry.describe()} from {entry.destination.url} to {moved.destination.url}"
+                )
     report = api.replay(directory, gateway, remote_write=remote)
     print_report(report, gateway.url if gateway else None, remote_url=remote.url if remote else None)
     _line(

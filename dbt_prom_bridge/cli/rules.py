@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ import click
 from dbt_prom_bridge import api, rules
 from dbt_prom_bridge.artifacts import read_manifest
 from dbt_prom_bridge.cli import EXIT_CODES_HELP
+from dbt_prom_bridge.cli.generated import write_or_check
 from dbt_prom_bridge.cli.options import (
     dbt_config,
     dbt_parse_options,
@@ -21,7 +21,7 @@ from dbt_prom_bridge.cli.options import (
     warn,
 )
 from dbt_prom_bridge.config import DEFAULT_JOB, DbtOptions, format_duration
-from dbt_prom_bridge.errors import ArtifactError, CheckFailed, UsageError
+from dbt_prom_bridge.errors import UsageError
 from dbt_prom_bridge.model import Manifest, manifest_project
 
 
@@ -81,59 +81,6 @@ def load_projects(path: Path, dbt: DbtOptions) -> Loaded:
         loaded.manifests.append(manifest)
         loaded.meta_labels.append(spec.meta_labels)
     return loaded
-
-
-def _read(path: Path) -> str | None:
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ArtifactError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
-
-
-def write_or_check(generated: rules.Generated, check: bool) -> None:
-    """Print, write, or (``--check``) compare every file and fail on drift with a unified diff."""
-    files = generated.files
-    if len(files) == 1 and files[0].path is None:
-        if check:
-            raise UsageError("--check compares with the --out file; give --out PATH (or --out-dir)")
-        click.echo(files[0].text, nl=False)
-        return
-    drifted: list[str] = []
-    for item in files:
-        assert item.path is not None
-        old = _read(item.path)
-        if check:
-            if old == item.text:
-                continue
-            lines = difflib.unified_diff(
-                (old or "").splitlines(keepends=True),
-                item.text.splitlines(keepends=True),
-                f"{item.path} (committed)",
-                f"{item.path} (generated)",
-            )
-            click.echo("".join(lines), nl=False)
-            drifted.append(f"{item.path} ({'missing' if old is None else 'differs'})")
-            continue
-        if old == item.text:
-            click.echo(f"dbt-prom: {item.path} unchanged", err=True)
-            continue
-        try:
-            item.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = item.path.with_name(f".{item.path.name}.tmp")
-            tmp.write_text(item.text, encoding="utf-8")
-            tmp.replace(item.path)
-        except OSError as exc:
-            raise UsageError(f"cannot write {item.path}: {exc.strerror or exc}") from None
-        click.echo(f"dbt-prom: wrote {item.path}", err=True)
-    if check:
-        if drifted:
-            raise CheckFailed(
-                f"out of date with the dbt project: {', '.join(drifted)}; regenerate with the command in "
-                "the file's header (the same `dbt-prom rules` command without --check) and commit"
-            )
-        click.echo(f"dbt-prom: {', '.join(str(f.path) for f in files)} up to date", err=True)
 
 
 def _nonempty(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -225,10 +172,17 @@ def _nonempty(ctx: click.Context, param: click.Parameter, value: str | None) -> 
     "diff); dynamic: a constant number of rules comparing ages with the pushed *_after_seconds "
     "series (thousands of sources).  [env: DBT_PROM_RULES_MODE]",
 )
-@duration_option("--for", "for_", default="5m", help="How long a condition must hold before an alert fires.")
+@duration_option(
+    "--for",
+    "for_",
+    default="5m",
+    help="How long a condition must hold before an alert fires.",
+    allow_zero=True,
+)
 @duration_option(
     "--keep-firing-for",
     default=None,
+    allow_zero=True,
     help="Keep an alert firing this long after its condition clears (Prometheus >= 2.42).",
 )
 @click.option(
@@ -382,7 +336,12 @@ def command(**kw: Any) -> None:
     generated = rules.generate(loaded.manifests, opts, outputs, inputs, loaded.meta_labels)
     for warning in generated.warnings:
         warn(warning)
-    write_or_check(generated, kw["check"])
+    write_or_check(
+        [(item.path, item.text) for item in generated.files],
+        kw["check"],
+        command="dbt-prom rules",
+        out_flags="--out PATH (or --out-dir)",
+    )
     if not kw["check"] and any(f.path is not None for f in generated.files):
         click.echo(
             f"dbt-prom: {generated.rule_count} rules for {generated.source_count} sources "

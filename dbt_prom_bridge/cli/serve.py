@@ -22,7 +22,14 @@ from dbt_prom_bridge.cli.options import (
 )
 from dbt_prom_bridge.config import RunOptions
 from dbt_prom_bridge.model import FreshnessRun
-from dbt_prom_bridge.serve import DEFAULT_LISTEN, Exporter, Refresher, parse_listen
+from dbt_prom_bridge.serve import (
+    DEFAULT_LISTEN,
+    FRESHNESS_PATH_ENV,
+    FRESHNESS_PATHS,
+    Exporter,
+    Refresher,
+    parse_listen,
+)
 
 
 def log(line: str) -> None:
@@ -48,6 +55,17 @@ def log(line: str) -> None:
     help="Address to serve /metrics and /healthz on. 0.0.0.0 exposes it to the network: put "
     "authentication in front.  [env: DBT_PROM_LISTEN]",
 )
+@click.option(
+    "--freshness-path",
+    type=click.Choice(FRESHNESS_PATHS),
+    default="batch",
+    show_default=True,
+    envvar=FRESHNESS_PATH_ENV,
+    help="batch: after dbt's own first run, send dbt's freshness queries (compiled once per "
+    "parse with dbt's collect_freshness macro) in one statement per refresh; sources that fail "
+    "or use metadata-based freshness go through dbt's path. dbt: every refresh is a full "
+    f"`dbt source freshness`.  [env: {FRESHNESS_PATH_ENV}]",
+)
 @meta_label_option
 def command(**kw: Any) -> None:
     """Serve the freshness metrics for Prometheus to scrape.
@@ -64,7 +82,9 @@ def command(**kw: Any) -> None:
     art = artifact_config(kw)
     opts = RunOptions(meta_labels=meta_labels(kw))
     listen = parse_listen(kw["listen"])
-    refresher: Callable[[], FreshnessRun] = Refresher(dbt, art, opts, on_event=None)
+    refresher: Callable[[], FreshnessRun] = Refresher(
+        dbt, art, opts, on_event=None, freshness_path=kw["freshness_path"]
+    )
     if cloud is not None:
         from dbt_prom_bridge.cloud import CloudRefresher
 

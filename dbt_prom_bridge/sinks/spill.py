@@ -52,20 +52,21 @@ import datetime as dt
 import errno
 import hashlib
 import json
+import math
 import os
-import tempfile
+import stat
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from dbt_prom_bridge import __version__
+from dbt_prom_bridge import __version__, fsutil
 from dbt_prom_bridge.codec import run_from_json, run_to_json
 from dbt_prom_bridge.errors import DbtPromError, PushError
-from dbt_prom_bridge.model import FreshnessRun
-from dbt_prom_bridge.redact import redact_url
+from dbt_prom_bridge.model import PERIOD_SECONDS, FreshnessRun
+from dbt_prom_bridge.redact import printable, redact_url
 
 FORMAT = "dbt-prom-spill/v1"
 DEFAULT_DIR_NAME = "dbt-prom-spill"
@@ -170,15 +171,6 @@ def _key_hash(destination: Destination) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
-def _fsync_dir(directory: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def spill_run(
     directory: Path,
     run: FreshnessRun,
@@ -206,64 +198,237 @@ def spill_run(
     directory.mkdir(parents=True, exist_ok=True)
     when = run.generated_at if run.generated_at is not None else created
     name = f"{_stamp(when)}-{safe.kind}-{_key_hash(safe)}-{uuid.uuid4().hex[:8]}.json"
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        final = directory / name
-        Path(tmp).replace(final)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            Path(tmp).unlink()
-        raise
-    _fsync_dir(directory)
+    final = directory / name
+    fsutil.write_atomic(final, data, mode=0o600)
     return final
 
 
-def read_entry(path: Path) -> SpilledRun:
-    """Read one spill file; raises ``ValueError`` with a one-line reason when it cannot."""
+#: A spill file larger than this is not read (a 100,000-source run spills ~60 MB).
+MAX_ENTRY_BYTES = 1 << 30
+#: A temporary file older than this was left by a write that was killed (a write takes ms).
+STALE_TEMPORARY = 600.0
+#: Times outside [0, 9999-12-31] cannot be a run's (and do not fit a date).
+_LATEST = 253402300799.0
+
+
+def _open_private(path: Path) -> int:
+    """Open ``path`` for reading only if it is a regular file of this user, never following a
+    symbolic link and never blocking (a FIFO opened for reading waits for a writer); returns the
+    descriptor, or raises ``ValueError`` saying why it is skipped. ``lstat`` first (nothing is
+    opened that is not a regular file), then ``fstat`` of what was opened (it may have been
+    swapped in between)."""
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        first = path.lstat()
     except OSError as exc:
         raise ValueError(f"cannot read it: {exc.strerror or exc}") from None
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    if stat.S_ISLNK(first.st_mode):
+        raise ValueError("a symbolic link, which is never followed; skipped")
+    if not stat.S_ISREG(first.st_mode):
+        raise ValueError("not a regular file (a pipe, socket or device); skipped")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ValueError("a symbolic link, which is never followed; skipped") from None
+        raise ValueError(f"cannot read it: {exc.strerror or exc}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ValueError("not a regular file (a pipe, socket or device); skipped")
+        if hasattr(os, "geteuid") and st.st_uid != os.geteuid():
+            raise ValueError(f"owned by another user (uid {st.st_uid}), so not trusted; skipped")
+        if st.st_size > MAX_ENTRY_BYTES:
+            raise ValueError(f"{st.st_size} bytes, larger than any spilled run; skipped")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _read_private(path: Path) -> bytes:
+    fd = _open_private(path)
+    try:
+        os.set_blocking(fd, True)
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+            if sum(map(len, chunks)) > MAX_ENTRY_BYTES:
+                raise ValueError("larger than any spilled run; skipped")
+        return b"".join(chunks)
+    except OSError as exc:
+        raise ValueError(f"cannot read it: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+
+
+def _check_values(entry: SpilledRun) -> None:
+    """Refuse numbers no run can hold (an edited or corrupted file): times that are not finite or
+    not in [0, 9999], durations that are not finite, thresholds no dbt accepts."""
+
+    def when(value: float | None, what: str) -> None:
+        if value is not None and not (math.isfinite(value) and 0 <= value <= _LATEST):
+            raise ValueError(f"{what} {value!r} is not a time (an edited or corrupted file)")
+
+    def finite(value: float | None, what: str) -> None:
+        if value is not None and not math.isfinite(value):
+            raise ValueError(f"{what} {value!r} is not a number (an edited or corrupted file)")
+
+    when(entry.created_at, "created_at")
+    when(entry.run.generated_at, "run.generated_at")
+    finite(entry.run.elapsed, "run.elapsed")
+    for check in entry.run.checks:
+        where = f"{check.source_name}.{check.table_name}"
+        when(check.max_loaded_at, f"{where} max_loaded_at")
+        when(check.checked_at, f"{where} checked_at")
+        finite(check.duration, f"{where} duration")
+        finite(check.age_seconds, f"{where} age_seconds")
+        for threshold in (check.warn_after, check.error_after):
+            if threshold is not None and (
+                not 0 < threshold.count <= 10**9 or threshold.period not in PERIOD_SECONDS
+            ):
+                raise ValueError(
+                    f"{where} threshold {threshold.count} {threshold.period} is not a dbt threshold"
+                )
+
+
+def read_entry(path: Path) -> SpilledRun:
+    """Read one spill file; raises ``ValueError`` with a one-line reason when it cannot, or when
+    it is not a regular file owned by this user (see :func:`scan`)."""
+    raw = _read_private(path)
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise ValueError("not valid JSON (truncated or edited)") from None
     if not isinstance(doc, Mapping):
         raise ValueError("not a spill file (no JSON object)")
     fmt = doc.get("format")
     if fmt != FORMAT:
         if isinstance(fmt, str) and fmt.startswith("dbt-prom-spill/"):
-            raise ValueError(f"format {fmt} was written by a newer dbt-prom-bridge; upgrade to replay it")
-        raise ValueError(f"not a dbt-prom spill file (format {fmt!r})")
+            raise ValueError(
+                f"format {printable(fmt)[:40]} was written by a newer dbt-prom-bridge; upgrade to replay it"
+            )
+        raise ValueError(f"not a dbt-prom spill file (format {printable(repr(fmt))[:60]})")
     try:
-        return SpilledRun(
+        entry = SpilledRun(
             path=path,
             run=run_from_json(doc["run"]),
             destination=Destination.from_json(doc["destination"]),
             created_at=float(doc["created_at"]),
             reason=str(doc.get("reason", "")),
         )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"incomplete spill file ({type(exc).__name__}: {exc})") from None
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError, RecursionError) as exc:
+        detail = printable(f"{type(exc).__name__}: {exc}")[:200]
+        raise ValueError(f"incomplete spill file ({detail})") from None
+    _check_values(entry)
+    return entry
+
+
+def _is_spill_name(name: str) -> bool:
+    return name.endswith(".json") and not name.startswith(".")
+
+
+def _is_temporary(name: str) -> bool:
+    """A temporary file of an atomic write (``.NAME.XXXX.tmp``, or the older ``.tmp-XXXX.json``)."""
+    return name.startswith(".tmp-") or (name.startswith(".") and name.endswith(".tmp"))
+
+
+def remove_stale_temporaries(directory: Path, now: Callable[[], float] = time.time) -> list[Path]:
+    """Delete the temporary files of writes that were killed (:func:`_is_temporary`, this user's
+    regular files, older than :data:`STALE_TEMPORARY`); returns them. A write in progress is younger."""
+    removed: list[Path] = []
+    try:
+        names = [e.name for e in os.scandir(directory) if _is_temporary(e.name)]
+    except OSError:
+        return removed
+    for name in names:
+        path = directory / name
+        try:
+            st = path.lstat()
+        except OSError:
+            continue
+        if not stat.S_ISREG(st.st_mode) or (hasattr(os, "geteuid") and st.st_uid != os.geteuid()):
+            continue
+        if now() - st.st_mtime > STALE_TEMPORARY:
+            with contextlib.suppress(OSError):
+                path.unlink()
+                removed.append(path)
+    return removed
 
 
 def scan(directory: Path) -> Scan:
-    """Every spill file in ``directory``: readable ones oldest first, and the unreadable ones."""
+    """Every spill file in ``directory``: readable ones oldest first, and the unreadable ones.
+
+    The directory is untrusted: only regular files owned by this user are read, symbolic links
+    are never followed, and pipes, sockets and devices are never opened in a way that can block;
+    everything else is reported as unreadable (kept, never deleted). Temporary files that killed
+    writes left behind are deleted.
+    """
     if not directory.is_dir():
         return Scan(())
+    remove_stale_temporaries(directory)
     entries: list[SpilledRun] = []
     bad: list[Unreadable] = []
-    for path in sorted(directory.glob("*.json")):
-        if path.name.startswith("."):
-            continue
+    try:
+        names = sorted(e.name for e in os.scandir(directory) if _is_spill_name(e.name))
+    except OSError as exc:
+        return Scan((), (Unreadable(directory, f"cannot list it: {exc.strerror or exc}"),))
+    for name in names:
+        path = directory / name
         try:
             entries.append(read_entry(path))
         except ValueError as exc:
             bad.append(Unreadable(path, str(exc)))
     entries.sort(key=lambda e: (e.when, e.created_at, e.path.name))
     return Scan(tuple(entries), tuple(bad))
+
+
+def find(directory: Path, ident: str) -> Path:
+    """The spill file ``ident`` names: its file name, or a prefix of it that only it has (as
+    ``replay --list`` shows them). Raises :class:`~dbt_prom_bridge.errors.UsageError`."""
+    from dbt_prom_bridge.errors import UsageError
+
+    name = Path(ident).name
+    try:
+        names = sorted(e.name for e in os.scandir(directory) if _is_spill_name(e.name))
+    except OSError as exc:
+        raise UsageError(f"cannot list the spill dir {directory}: {exc.strerror or exc}") from None
+    if name in names:
+        return directory / name
+    matches = [n for n in names if n.startswith(name)] if name else []
+    if len(matches) == 1:
+        return directory / matches[0]
+    if matches:
+        raise UsageError(
+            f"{ident!r} names {len(matches)} spilled runs in {directory}; give more of the file name "
+            "(`dbt-prom replay --list` shows them)"
+        )
+    raise UsageError(f"no spilled run {ident!r} in {directory}; `dbt-prom replay --list` shows them")
+
+
+def discard(directory: Path, ident: str) -> Path:
+    """Delete the spill file ``ident`` names (see :func:`find`), readable or not; returns it."""
+    from dbt_prom_bridge.errors import UsageError
+
+    with locked(directory):
+        path = find(directory, ident)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise UsageError(f"cannot delete {path}: {exc.strerror or exc}") from None
+    return path
+
+
+def retarget(entry: SpilledRun, url: str) -> SpilledRun:
+    """Point ``entry`` at another URL (``replay --to``), rewriting its file atomically. Only the
+    destination's URL changes, stored without credentials or query string."""
+    raw = json.loads(_read_private(entry.path).decode("utf-8"))
+    safe = redact_url(url.strip())
+    raw["destination"]["url"] = safe
+    data = json.dumps(raw, indent=1, ensure_ascii=False).encode("utf-8") + b"\n"
+    fsutil.write_atomic(entry.path, data, mode=0o600)
+    return replace(entry, destination=replace(entry.destination, url=safe))
 
 
 def remove(entry: SpilledRun) -> None:
@@ -293,7 +458,8 @@ def locked(
         yield
         return
     directory.mkdir(parents=True, exist_ok=True)
-    fd = os.open(directory / name, os.O_RDWR | os.O_CREAT, 0o600)
+    # never through a symbolic link planted in the directory (O_CREAT would follow it)
+    fd = os.open(directory / name, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
     try:
         deadline = time.monotonic() + timeout
         while True:

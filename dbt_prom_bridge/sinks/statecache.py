@@ -17,9 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from dbt_prom_bridge import __version__
+from dbt_prom_bridge import __version__, fsutil
 from dbt_prom_bridge.codec import run_from_json, run_to_json
-from dbt_prom_bridge.errors import PushError
 from dbt_prom_bridge.model import FreshnessRun
 
 FORMAT = "dbt-prom-state/v1"
@@ -64,8 +63,6 @@ class StateCache:
 
     def save(self, revision: float, state: FreshnessRun) -> None:
         """Write the cache; a failure only costs the next push a read of the gateway."""
-        from dbt_prom_bridge.sinks.textfile import write_atomic
-
         doc = {
             "format": FORMAT,
             "producer": f"dbt-prom-bridge {__version__}",
@@ -76,8 +73,8 @@ class StateCache:
         text = json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(self.path, text, mode=0o600)
-        except (OSError, PushError):
+            fsutil.write_atomic(self.path, text, mode=0o600)
+        except OSError:
             self.clear()
 
     def clear(self) -> None:

@@ -15,12 +15,9 @@ on ``dbt_source_freshness_run_success == 0``).
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from pathlib import Path
 
-from dbt_prom_bridge import state
+from dbt_prom_bridge import fsutil, state
 from dbt_prom_bridge.errors import PushError, UsageError
 from dbt_prom_bridge.exposition import held_from_series, render
 from dbt_prom_bridge.model import FreshnessRun
@@ -78,37 +75,15 @@ def content(run: FreshnessRun, path: Path, force: bool = False) -> tuple[str, st
     return render(merged.state), merged
 
 
-def write_atomic(path: Path, text: str, mode: int = FILE_MODE) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same directory and a rename."""
-    directory = path.parent
+def write_file(path: Path, text: str) -> None:
+    """Write the textfile atomically (:func:`~dbt_prom_bridge.fsutil.write_atomic`, mode 0644)."""
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+        fsutil.write_atomic(path, text, mode=FILE_MODE)
     except OSError as exc:
-        raise PushError(
-            f"cannot write the textfile in {directory}: {exc.strerror or exc}; check that the directory "
-            "is writable by this user"
-        ) from None
-    temp = Path(tmp)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        temp.chmod(mode)
-        temp.replace(path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            temp.unlink()
         raise PushError(
             f"cannot write the textfile {path}: {exc.strerror or exc}; check that its directory is "
             "writable by this user"
         ) from None
-    with contextlib.suppress(OSError):
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
 
 
 def write(run: FreshnessRun, path: Path, force: bool = False) -> Delivered:
@@ -117,7 +92,7 @@ def write(run: FreshnessRun, path: Path, force: bool = False) -> Delivered:
     text, merged = content(run, path, force)
     write_it = merged.changed or not path.exists()
     if write_it:
-        write_atomic(path, text)
+        write_file(path, text)
     return Delivered(str(path), merged.state, merged, write_it)
 
 

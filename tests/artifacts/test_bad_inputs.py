@@ -297,4 +297,50 @@ def test_nan_and_huge_numbers(fresh: Path, capsys: pytest.CaptureFixture[str]) -
     code, out, err = dry_run(capsys, "--artifacts-dir", str(fresh))
     assert code == 0, err
     assert "dbt_source_freshness_check_duration_seconds{" in out and "1e+308" in out
-    assert "dbt_source_freshness_run_duration_seconds" in out
+    # NaN (or Infinity, or an integer no float holds) is no duration: the series is left out
+    assert "dbt_source_freshness_run_duration_seconds" not in out
+
+
+def _warnings(err: str) -> list[str]:
+    return [ln for ln in err.splitlines() if ln.startswith("dbt-prom: warning:")]
+
+
+def test_a_duplicate_unique_id_warns_naming_the_one_kept(
+    fresh: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An edited or concatenated sources.json holding one source twice: the newest check is kept."""
+
+    def duplicate(doc: dict[str, Any]) -> None:
+        first = next(r for r in doc["results"] if r["unique_id"].endswith("events.clicks"))
+        older = {**first, "status": "error", "snapshotted_at": "2000-01-01T00:00:00Z"}
+        doc["results"] = [older, *doc["results"]]
+
+    edit_json(fresh / "sources.json", duplicate)
+    code, out, err = dry_run(capsys, "--artifacts-dir", str(fresh), "--format", "text")
+    assert code == 0, err
+    (warning,) = [w for w in _warnings(err) if "appears 2 times" in w]
+    assert "source.dbt_prom_demo.events.clicks" in warning and "kept the newest (warn" in warning
+    clicks = [
+        s
+        for fam in text_string_to_metric_families(out)
+        for s in fam.samples
+        if fam.name == "dbt_source_freshness_status" and s.labels["table_name"] == "clicks" and s.value == 1
+    ]
+    assert [s.labels["status"] for s in clicks] == ["warn"]
+
+
+def test_a_manifest_lacking_some_sources_warns_naming_them(
+    fresh: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A manifest of another version of the same project: the sources it lacks are named."""
+
+    def drop(doc: dict[str, Any]) -> None:
+        for uid in list(doc["sources"]):
+            if uid.endswith(("events.clicks", "orders.orders")):
+                del doc["sources"][uid]
+
+    edit_json(fresh / "manifest.json", drop)
+    code, _, err = dry_run(capsys, "--artifacts-dir", str(fresh))
+    assert code == 0, err
+    (warning,) = [w for w in _warnings(err) if "not in the manifest" in w]
+    assert "events.clicks" in warning and "orders.orders" in warning

@@ -189,13 +189,14 @@ def test_a_project_dbt_cannot_read_pushes_no_nameless_group(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # run_success 0 used to go to a new project="" target="default" group: no project's own.
+    # A directory that is not a dbt project is a mistake to fix (exit 2), not an outage.
     with Loopback([Reply(200)]) as gateway:
         code, out, err = run_cli(
             ["push", "--project-dir", str(tmp_path / "missing"), "--gateway", gateway.url], capsys
         )
-    assert code == 3 and gateway.seen == [] and out == ""
-    assert "warning: nothing is pushed: the project's dbt_project.yml could not be read" in err
-    assert error_lines(err)[-1].startswith("dbt-prom: error: dbt could not run:")
+    assert code == 2 and gateway.seen == [] and out == ""
+    (line,) = error_lines(err)
+    assert "does not exist" in line
 
 
 def test_replay_without_anything_to_do(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -354,3 +355,40 @@ def test_dbt_cannot_run_and_the_push_fails_too(tmp_path: Path, dead: str) -> Non
     assert error_lines(proc.stderr)[0].startswith("dbt-prom: error: dbt could not run")
     [entry] = spill.scan(project / "target" / "dbt-prom-spill").entries
     assert entry.run.success is False and entry.run.project == "broken" and entry.run.target == "dev"
+
+
+# -- durations are Prometheus durations everywhere ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["push", "--dry-run", "--no-run", "--timeout", "0"],
+        ["push", "--dry-run", "--no-run", "--timeout", "0s"],
+        ["push", "--dry-run", "--no-run", "--timeout", "2"],
+        ["push", "--dry-run", "--no-run", "--timeout", "-1s"],
+        ["push", "--dry-run", "--no-run", "--max-artifact-age", "99999999999d"],
+        ["replay", "--timeout", "0s"],
+        ["status", "--max-artifact-age", "5"],
+        ["serve", "--interval", "0s"],
+        ["rules", "--stale-after", "2"],
+        ["rules", "--for", "5"],
+        ["rules", "--lookback", "99999999999d"],
+        ["dashboard", "--stale-after", "0s"],
+    ],
+    ids=lambda a: " ".join(a[:1] + a[-2:]),
+)
+def test_bad_durations_are_usage_errors(args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(args, capsys)
+    assert code == 2, err
+    (line,) = error_lines(err)
+    assert "duration" in line or "zero" in line
+    assert "Traceback" not in err
+
+
+def test_the_timeout_env_var_needs_a_unit_too(
+    artifacts: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DBT_PROM_TIMEOUT", "10")
+    code, _, err = run_cli(no_run(artifacts, "--dry-run"), capsys)
+    assert code == 2 and "no unit" in err

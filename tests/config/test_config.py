@@ -10,16 +10,48 @@ from dbt_prom_bridge.errors import UsageError
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("90", 90), ("90s", 90), ("5m", 300), ("1h30m", 5400), ("2d", 172800), ("1w", 604800), ("250ms", 0.25)],
+    [
+        ("90s", 90),
+        ("5m", 300),
+        ("1h30m", 5400),
+        ("2d", 172800),
+        ("1w", 604800),
+        ("250ms", 0.25),
+        ("292y", 292 * 31536000),
+    ],
 )
 def test_parse_duration(text: str, seconds: float) -> None:
     assert parse_duration(text) == seconds
 
 
-@pytest.mark.parametrize("text", ["", "soon", "5 m", "1h-2m", "m5", "-5m"])
-def test_parse_duration_rejects(text: str) -> None:
-    with pytest.raises(UsageError, match="not a duration"):
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("", "not a duration"),
+        ("soon", "not a duration"),
+        ("5 m", "not a duration"),
+        ("1h-2m", "not a duration"),
+        ("m5", "not a duration"),
+        ("-5m", "not a duration"),
+        ("-5", "not a duration"),
+        ("2", "no unit"),
+        ("90", "no unit"),
+        ("0", "no unit"),
+        ("0s", "longer than zero"),
+        ("0h0m", "longer than zero"),
+        ("99999999999d", "longer than any duration"),
+        ("293y", "longer than any duration"),
+        ("9" * 400 + "s", "longer than any duration"),
+    ],
+)
+def test_parse_duration_rejects(text: str, why: str) -> None:
+    """Like Prometheus: a unit is required, and a duration must fit its limits."""
+    with pytest.raises(UsageError, match=why):
         parse_duration(text)
+
+
+def test_zero_where_zero_means_something() -> None:
+    assert parse_duration("0s", "--for", allow_zero=True) == 0
 
 
 @pytest.mark.parametrize(("seconds", "text"), [(7200, "2h"), (5400, "1h30m"), (90061, "1d1h1m1s"), (0, "0s")])

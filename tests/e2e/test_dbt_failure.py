@@ -4,7 +4,6 @@ run_success 0, keeps the last good per-source series, and never re-pushes the ol
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 
 import pytest
@@ -69,9 +68,6 @@ def test_dead_port_exits_3_from_the_console_script(
     sample_project: DbtProjectEnv, pushgateway: servers.Server
 ) -> None:
     """The real `dbt-prom` process: exit 3, one line on stderr, no password, run_success 0 pushed."""
-    # a host that never pushed this project (else its state cache gives the wiped gateway back
-    # the last good checks, see docs/state.md)
-    shutil.rmtree(sample_project.sources_json.parent / "dbt-prom-spill" / "state", ignore_errors=True)
     proc = subprocess.run(
         [str(DBT_PROM), "push", "--gateway", pushgateway.url, *sample_project.cli_args()],
         env=sample_project.subprocess_env(

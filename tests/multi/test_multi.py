@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from dbt_prom_bridge import multi, synthetic
+from dbt_prom_bridge import multi
 from dbt_prom_bridge.artifacts import parse_manifest, parse_sources
 from dbt_prom_bridge.config import (
     ArtifactOptions,
@@ -22,7 +22,7 @@ from dbt_prom_bridge.config import (
 from dbt_prom_bridge.errors import CheckFailed, DbtRunError, ExitCode, PushError, UsageError
 from dbt_prom_bridge.exposition import RUN_TIMESTAMP
 from dbt_prom_bridge.model import RunContext, build_run
-from devtools import servers
+from devtools import servers, synthetic
 from tests.conftest import requires, scrape
 from tests.fixtures_dbt import DbtProjectEnv, copy_project, run_cli
 

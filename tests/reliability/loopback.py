@@ -46,13 +46,22 @@ class Drop:
 
 
 @dataclass(frozen=True)
+class Drip:
+    """Answer 200 one byte every ``interval`` seconds (headers included), for ``seconds`` at most:
+    each read gets a byte well within any socket timeout, so only a whole-request deadline ends it."""
+
+    interval: float = 0.2
+    seconds: float = 60.0
+
+
+@dataclass(frozen=True)
 class Forward:
     """Pass the request on to a real server and relay its answer."""
 
     url: str
 
 
-Action = Reply | Hang | Drop | Forward | Callable[[Seen], Reply]
+Action = Reply | Hang | Drop | Drip | Forward | Callable[[Seen], Reply | Forward]
 
 
 @dataclass
@@ -77,8 +86,12 @@ class Loopback:
                 body = self.rfile.read(length) if length else b""
                 seen = Seen(self.command, self.path, dict(self.headers.items()), body)
                 action = owner._next(seen)
-                if callable(action) and not isinstance(action, (Reply, Hang, Drop, Forward)):
+                if callable(action) and not isinstance(action, (Reply, Hang, Drop, Drip, Forward)):
                     action = action(seen)
+                if isinstance(action, Drip):
+                    owner._drip(self, action)
+                    self.close_connection = True
+                    return
                 if isinstance(action, Hang):
                     owner._stop.wait(120)
                     self.close_connection = True
@@ -109,6 +122,17 @@ class Loopback:
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
+
+    def _drip(self, handler: http.server.BaseHTTPRequestHandler, drip: Drip) -> None:
+        payload = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n" + b"X-Slow: " + b"." * 100_000
+        for index in range(int(drip.seconds / drip.interval)):
+            if self._stop.wait(drip.interval):
+                return
+            try:
+                handler.wfile.write(payload[index : index + 1])
+                handler.wfile.flush()
+            except OSError:  # the client gave up
+                return
 
     def play(self, *script: Action) -> None:
         """Replace the script (from the next request on)."""

@@ -349,3 +349,37 @@ def test_gateway_killed_while_dbt_runs_then_the_next_cron_push_recovers(
     view = read_gateway(gw.url)
     assert view.statuses() == {**EXPECTED_STATUS, "events.clicks": "error"}
     assert (view.run_value("dbt_source_freshness_run_timestamp_seconds") or 0) > entry.when
+
+
+@pytest.mark.parametrize(
+    "metrics",
+    [
+        b'dbt_source_freshness_run_timestamp_seconds{job="dbt_source_freshness",project="dbt_prom_demo" 1\n',
+        b'dbt_source_freshness_run_timestamp_seconds{job="x"} not-a-number\n',
+        b"dbt_source_freshness_run_timestamp_seconds{\xff\xfe} 1e999999\n",
+        b'dbt_source_freshness_run_timestamp_seconds{job="dbt_source_freshness",le="\\q"} 1 2 3\n',
+    ],
+    ids=["unclosed", "bad value", "binary", "bad escape"],
+)
+def test_malformed_lines_in_the_gateways_own_metrics_are_not_an_internal_error(
+    metrics: bytes, pushgateway: servers.Server, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A push reads the group back from the gateway's /metrics: a line it cannot parse is skipped."""
+    art = write_artifacts(tmp_path / "art", time.time() - 30)
+
+    script = [lambda seen: Reply(200, metrics) if seen.path == "/metrics" else Forward(pushgateway.url)]
+    args = [
+        "push",
+        "--no-run",
+        "--artifacts-dir",
+        str(art),
+        "--target",
+        "dev",
+        "--spill-dir",
+        str(tmp_path / "s"),
+    ]
+    with Loopback(script) as proxy:
+        code, _, err = run_cli([*args, "--gateway", proxy.url], capsys)
+    assert code == 0, err
+    assert "internal error" not in err
+    assert run_ts(held(pushgateway.url, project="dbt_prom_demo", target="dev")) is not None

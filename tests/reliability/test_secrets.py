@@ -97,6 +97,10 @@ def write(path: Path, text: str) -> None:
     path.write_text(text)
 
 
+def write_bytes(path: Path, data: bytes) -> None:
+    path.write_bytes(data)
+
+
 def dead_url() -> str:
     return f"http://127.0.0.1:{servers.free_port()}"
 
@@ -226,6 +230,32 @@ CASES: tuple[Case, ...] = (
         4,
         "HTTP 500",
         reply=echo(500),
+    ),
+    Case(
+        "API key in the query string, a 500 echoing that one parameter alone",
+        lambda e: push(e, e.loopback.url + f"/?region=eu&api_key={QUERY_KEY}&v=2"),
+        lambda e: {},
+        4,
+        "HTTP 500",
+        reply=lambda seen: Reply(
+            500, f"unknown api key {seen.path.split('api_key=')[1].split('&')[0]}".encode()
+        ),
+    ),
+    Case(
+        "API key in the query string, a 400 echoing it JSON-escaped (& as \\u0026)",
+        lambda e: push(e, e.loopback.url + f"/?region=eu&api_key={QUERY_KEY}"),
+        lambda e: {},
+        4,
+        "HTTP 400",
+        reply=lambda seen: Reply(400, json.dumps({"request": seen.path}).replace("&", "\\u0026").encode()),
+    ),
+    Case(
+        "a token file that is not UTF-8 text",
+        lambda e: push(e, e.loopback.url, "--gateway-token-file", str(e.tmp / "token")),
+        lambda e: {},
+        2,
+        "not UTF-8",
+        before=lambda e: write_bytes(e.tmp / "token", TOKEN.encode() + b"\xff\n"),
     ),
     Case(
         "dead gateway, encoded URL credentials",
@@ -411,3 +441,31 @@ def test_scrub_argv_removes_url_credentials_in_every_form() -> None:
         "--vars",
         "{'x': 'y=z'}",
     ]
+
+
+@pytest.mark.parametrize("debug", [False, True], ids=["plain", "debug"])
+def test_an_internal_error_never_prints_a_secret(
+    debug: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A bug whose message carries the token read from a file (raw and base64) and an API key
+    JSON-escaped: the internal-error line and the --debug traceback mask them all."""
+    from dbt_prom_bridge import api
+    from tests.fixtures_dbt import run_cli
+
+    def buggy(run: object, delivery: object, *args: object, **kwargs: object) -> object:
+        raise RuntimeError(
+            f"bug: Bearer {TOKEN} ({base64.b64encode(TOKEN.encode()).decode()}) "
+            f'{{"q": "a=1\\u0026api_key={QUERY_KEY}"}}'
+        )
+
+    monkeypatch.setattr(api, "deliver", buggy)
+    (tmp_path / "token").write_text(TOKEN + "\n")
+    art = write_artifacts(tmp_path / "art", time.time() - 30)
+    url = f"http://127.0.0.1:9/?a=1&api_key={QUERY_KEY}"
+    argv = ["push", "--no-run", "--artifacts-dir", str(art), "--target", "dev", "--gateway", url]
+    argv += ["--gateway-token-file", str(tmp_path / "token")]
+    code, out, err = run_cli(["--debug", *argv] if debug else argv, capsys)
+    assert code == 70, err
+    assert "internal error" in err and ("Traceback" in err) == debug
+    for secret in (TOKEN, QUERY_KEY):
+        assert not any(form in out + err for form in forms(secret)), err

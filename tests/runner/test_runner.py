@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from dbt_prom_bridge.errors import DbtRunError
+from dbt_prom_bridge.errors import DbtConfigError, DbtRunError
 from dbt_prom_bridge.model import Status
 from dbt_prom_bridge.runner import DbtFreshnessRunner, parse_project
 from tests.fixtures_dbt import (
@@ -148,9 +148,37 @@ def test_unreachable_database_raises_without_reading_the_old_artifact(
     assert sample_project.sources_json.read_bytes() == before
 
 
-def test_unknown_target_is_a_dbt_error(sample_project: DbtProjectEnv) -> None:
-    with pytest.raises(DbtRunError, match="nope"):
+def test_unknown_target_is_a_config_error_not_an_outage(sample_project: DbtProjectEnv) -> None:
+    with pytest.raises(DbtConfigError, match="nope") as exc:
         DbtFreshnessRunner(sample_project.options(target="nope")).run()
+    assert exc.value.exit_code == 2 and not isinstance(exc.value, DbtRunError)
+
+
+def test_a_malformed_selector_is_a_config_error(sample_project: DbtProjectEnv) -> None:
+    with pytest.raises(DbtConfigError, match="sourc"):
+        DbtFreshnessRunner(sample_project.options(select=("sourc:orders",))).run()
+
+
+def test_an_unreachable_database_stays_an_outage(
+    sample_project: DbtProjectEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DBT_PROM_PG_HOST", "127.0.0.1")
+    monkeypatch.setenv("DBT_PROM_PG_PORT", "1")
+    with pytest.raises(DbtRunError) as exc:
+        DbtFreshnessRunner(sample_project.options()).run()
+    assert exc.value.exit_code == 3 and not isinstance(exc.value, DbtConfigError)
+
+
+def test_an_invalid_dbt_project_yml_stays_a_dbt_error(sample_project: DbtProjectEnv, tmp_path: Path) -> None:
+    """A project that does not validate is broken, not mistyped: its own group gets run_success 0."""
+    project = copy_project(tmp_path / "proj")
+    text = (project / "dbt_project.yml").read_text()
+    (project / "dbt_project.yml").write_text(text + "\nversion: [not, a, version]\n")
+    with pytest.raises(DbtRunError) as exc:
+        DbtFreshnessRunner(
+            sample_project.options(project_dir=project, profiles_dir=sample_project.profiles_dir)
+        ).run()
+    assert not isinstance(exc.value, DbtConfigError)
 
 
 def test_parse_project_reads_thresholds_meta_and_relations(sample_project: DbtProjectEnv) -> None:

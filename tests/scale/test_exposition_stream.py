@@ -6,7 +6,6 @@ from dataclasses import replace
 
 import pytest
 
-from dbt_prom_bridge import synthetic
 from dbt_prom_bridge.artifacts import parse_manifest, parse_sources
 from dbt_prom_bridge.exposition import (
     FAILURE_METRICS,
@@ -20,6 +19,7 @@ from dbt_prom_bridge.exposition import (
     render_families,
 )
 from dbt_prom_bridge.model import FreshnessRun, RunContext, build_run
+from devtools import synthetic
 
 NOW = 1_800_000_000.0
 

@@ -45,10 +45,23 @@ def rebuild(path: Path, entries: tuple[str, ...], chunk: int, keep_all: bool = T
 
 
 @settings(max_examples=150, deadline=None)
-@given(doc=documents, chunk=st.integers(min_value=1, max_value=64), indent=st.sampled_from([None, 1, "\t"]))
-def test_members_give_what_json_loads_gives(tmp_path_factory: pytest.TempPathFactory, doc, chunk, indent):
+@given(
+    doc=documents,
+    chunk=st.integers(min_value=1, max_value=64),
+    layout=st.sampled_from(
+        # json.dumps' default (one blank after , and :), indented, compact, and several blanks
+        [
+            {},
+            {"indent": 1},
+            {"indent": "\t"},
+            {"separators": (",", ":")},
+            {"separators": (" ,\n ", " \r\n: ")},
+        ]
+    ),
+)
+def test_members_give_what_json_loads_gives(tmp_path_factory: pytest.TempPathFactory, doc, chunk, layout):
     path = tmp_path_factory.mktemp("js") / "doc.json"
-    path.write_text(json.dumps(doc, indent=indent, ensure_ascii=False), encoding="utf-8")
+    path.write_text(json.dumps(doc, ensure_ascii=False, **layout), encoding="utf-8")
     streamed = tuple(k for k, v in doc.items() if isinstance(v, (dict, list)))
     assert rebuild(path, streamed, chunk) == json.loads(path.read_bytes())
 

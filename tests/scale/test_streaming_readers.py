@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from dbt_prom_bridge import synthetic
 from dbt_prom_bridge.artifacts import (
     load_json,
     parse_manifest,
@@ -17,6 +16,7 @@ from dbt_prom_bridge.artifacts import (
     read_sources,
 )
 from dbt_prom_bridge.errors import ArtifactError
+from devtools import synthetic
 from tests.conftest import corpus_files, needs_corpus
 
 NOW = 1_800_000_000.0

@@ -13,7 +13,7 @@ from dbt_prom_bridge.config import HttpAuth, Secret
 from dbt_prom_bridge.errors import PushError, UsageError
 from dbt_prom_bridge.redact import Scrubber, redact_url
 from dbt_prom_bridge.sinks.http import MAX_BACKOFF, DeliveryError, HttpClient, split_credentials
-from tests.reliability.loopback import Drop, Hang, Loopback, Reply
+from tests.reliability.loopback import Drip, Drop, Hang, Loopback, Reply
 
 PASSWORD = "pw-Zq8!x:y@z/%"
 TOKEN = "tok-7f3a9c1e55d0"
@@ -336,3 +336,51 @@ def test_a_connection_closed_mid_body_without_an_auth_problem_is_retried() -> No
         assert server.methods.count("PUT") == 3
     finally:
         server.close()
+
+
+def test_timeout_is_a_deadline_for_the_whole_request() -> None:
+    """A server dripping its answer one byte at a time never trips a per-read timeout; the
+    deadline ends each attempt, so a push is bounded by (retries + 1) x timeout plus backoff."""
+    sleeps = Sleeps()
+    with Loopback([Drip(interval=0.1, seconds=120)]) as srv:
+        started = time.monotonic()
+        with pytest.raises(DeliveryError) as exc:
+            client(srv.url, sleeps, retries=2, timeout=0.5).request("PUT", "/x", b"body")
+        elapsed = time.monotonic() - started
+    assert exc.value.retryable
+    assert "did not answer within 0.5s after 3 attempts" in str(exc.value)
+    assert len(srv.seen) == 3
+    assert sleeps.calls == [1.0, 2.0]
+    assert elapsed < 60  # generous: without the deadline each attempt takes the full 120 s
+
+
+def test_retry_after_is_honoured_and_capped() -> None:
+    sleeps = Sleeps()
+    script = [
+        Reply(429, headers=(("Retry-After", "7"),)),
+        Reply(503, headers=(("Retry-After", "86400"),)),
+        Reply(503, headers=(("Retry-After", "Wed, 21 Oct 2015 07:28:00 GMT"),)),  # in the past
+        Reply(503, headers=(("Retry-After", "soon"),)),  # unusable: backoff
+        Reply(200),
+    ]
+    with Loopback(script) as srv:
+        assert client(srv.url, sleeps, retries=4, backoff=1.0).request("PUT", "/x", b"").status == 200
+    assert sleeps.calls == [7.0, MAX_BACKOFF, 4.0, 8.0]
+
+
+def test_a_404_from_a_url_ending_in_metrics_says_to_drop_the_path() -> None:
+    with Loopback([Reply(404, b"404 page not found")]) as srv, pytest.raises(DeliveryError) as exc:
+        client(srv.url + "/metrics").request("PUT", "/metrics/job/x", b"")
+    assert "without the /metrics path" in str(exc.value)
+    with Loopback([Reply(404, b"404 page not found")]) as srv, pytest.raises(DeliveryError) as exc:
+        client(srv.url + "/gw").request("PUT", "/metrics/job/x", b"")
+    assert "/metrics path" not in str(exc.value)
+
+
+def test_server_text_is_shown_without_terminal_control_sequences() -> None:
+    body = b"bad \x1b[2J\x1b[1;1Hfake prompt\x1b]0;pwned\x07 \r\nline\x00two\x9b"
+    with Loopback([Reply(400, body)]) as srv, pytest.raises(DeliveryError) as exc:
+        client(srv.url).request("PUT", "/x", b"")
+    message = str(exc.value)
+    assert not any(ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F for ch in message), repr(message)
+    assert "fake prompt" in message and "pwned" not in message

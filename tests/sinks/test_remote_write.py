@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from dbt_prom_bridge import synthetic
 from dbt_prom_bridge.artifacts import parse_manifest, parse_sources
 from dbt_prom_bridge.config import RemoteWriteConfig
 from dbt_prom_bridge.errors import PushError, UsageError
@@ -17,6 +16,7 @@ from dbt_prom_bridge.exposition import BUILD_INFO, RUN_SUCCESS, SOURCES, render
 from dbt_prom_bridge.model import FreshnessRun, RunContext, build_run
 from dbt_prom_bridge.sinks import remote_write
 from dbt_prom_bridge.sinks.remote_write import batches, compress, messages
+from devtools import synthetic
 
 NOW = 1_800_000_000.0
 STAMP = 1_800_000_123_456

@@ -20,7 +20,7 @@ import bcrypt
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from dbt_prom_bridge import api, synthetic
+from dbt_prom_bridge import api
 from dbt_prom_bridge.artifacts import parse_manifest, parse_sources
 from dbt_prom_bridge.config import HttpAuth, RemoteWriteConfig, Secret
 from dbt_prom_bridge.errors import PushError
@@ -29,7 +29,7 @@ from dbt_prom_bridge.model import FreshnessRun, RunContext, build_run
 from dbt_prom_bridge.sinks import spill
 from dbt_prom_bridge.sinks.remote_write import RemoteWrite, too_old
 from dbt_prom_bridge.state import initial
-from devtools import servers
+from devtools import servers, synthetic
 from tests.conftest import requires, scrape
 
 pytestmark = [pytest.mark.e2e, requires("prometheus")]

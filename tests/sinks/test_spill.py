@@ -8,8 +8,10 @@ import stat
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -282,3 +284,148 @@ def test_read_only_spill_dir(tmp_path: Path) -> None:
             spill.spill_run(ro, run(), DEST, "x")
     finally:
         ro.chmod(0o700)
+
+
+# -- the spill dir is untrusted input ------------------------------------------------------------
+
+DBT_PROM = str(Path(sys.executable).parent / "dbt-prom")
+
+
+def _hostile_dir(tmp_path: Path) -> tuple[Path, Path, dict[str, str]]:
+    """A spill dir holding one good entry next to a FIFO, a socket, a symlink to another user's
+    record and another user's file, all named *.json; ``{name: expected problem}``."""
+    import socket
+
+    directory = tmp_path / "spill"
+    good = spill.spill_run(directory, run(), DEST, "x")
+    os.mkfifo(directory / "fifo.json")
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(directory / "sock.json"))
+    sock.close()
+    elsewhere = tmp_path / "elsewhere"
+    theirs = spill.spill_run(elsewhere, run(at=T0 + 1), DEST, "x")
+    (directory / "link.json").symlink_to(theirs)
+    expected = {
+        "fifo.json": "not a regular file",
+        "sock.json": "not a regular file",
+        "link.json": "symbolic link",
+    }
+    if os.geteuid() == 0:  # only root can give a file away
+        other = spill.spill_run(elsewhere, run(at=T0 + 2), DEST, "x")
+        os.replace(other, directory / "other-user.json")
+        os.chown(directory / "other-user.json", 65534, 65534)
+        expected["other-user.json"] = "another user"
+    return directory, good, expected
+
+
+def test_only_regular_files_of_this_user_are_read(tmp_path: Path) -> None:
+    directory, good, expected = _hostile_dir(tmp_path)
+    found = spill.scan(directory)
+    assert [e.path for e in found.entries] == [good]
+    problems = {u.path.name: u.problem for u in found.unreadable}
+    assert set(problems) == set(expected)
+    for name, fragment in expected.items():
+        assert fragment in problems[name], problems[name]
+    report = spill.replay(directory, {"pushgateway": lambda e: PUSHED})
+    assert [e.path for e in report.pushed] == [good]
+    assert all((directory / name).is_symlink() or (directory / name).exists() for name in expected)
+
+
+def test_a_fifo_never_blocks_push_or_replay_list(tmp_path: Path) -> None:
+    """The real command: a FIFO named *.json used to hang every later `push` and `replay --list`."""
+    directory, good, _ = _hostile_dir(tmp_path)
+    proc = subprocess.run(
+        [DBT_PROM, "replay", "--list", "--spill-dir", str(directory)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert good.name in proc.stdout
+    assert "fifo.json: not a regular file" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_temporary_files_of_killed_writes_are_cleaned_up(tmp_path: Path) -> None:
+    spill.spill_run(tmp_path, run(), DEST, "x")
+    old, fresh = tmp_path / ".tmp-killed.json", tmp_path / ".tmp-in-progress.json"
+    old_atomic = tmp_path / ".20251229T092000000000Z-pushgateway-x.json.k1ll3d.tmp"
+    old.write_bytes(b'{"format": "dbt-prom-spill/v1", "ru')
+    old_atomic.write_bytes(b"{")
+    fresh.write_bytes(b"{")
+    an_hour_ago = time.time() - 3600
+    os.utime(old, (an_hour_ago, an_hour_ago))
+    os.utime(old_atomic, (an_hour_ago, an_hour_ago))
+    os.mkfifo(tmp_path / ".tmp-fifo")
+    os.utime(tmp_path / ".tmp-fifo", (an_hour_ago, an_hour_ago), follow_symlinks=False)
+    found = spill.scan(tmp_path)
+    assert len(found.entries) == 1 and found.unreadable == ()
+    assert not old.exists() and not old_atomic.exists() and fresh.exists()  # a write in progress stays
+    assert (tmp_path / ".tmp-fifo").exists()  # only regular files are deleted
+
+
+@pytest.mark.parametrize(
+    ("edit", "problem"),
+    [
+        (lambda d: d["run"].__setitem__("generated_at", 1e300), "is not a time"),
+        (lambda d: d.__setitem__("created_at", float("nan")), "is not a time"),
+        (lambda d: d["run"].__setitem__("elapsed", float("inf")), "number"),
+        (lambda d: d["run"]["checks"][0].__setitem__("max_loaded_at", -5.0), "is not a time"),
+        (lambda d: d["run"]["checks"][0].__setitem__("checked_at", 10**400), "incomplete spill file"),
+        (lambda d: d["run"]["checks"][0].__setitem__("duration", float("-inf")), "number"),
+        (
+            lambda d: d["run"]["checks"][0].__setitem__("warn_after", {"count": 10**30, "period": "day"}),
+            "threshold",
+        ),
+        (
+            lambda d: d["run"]["checks"][0].__setitem__("warn_after", {"count": 1, "period": "fortnight"}),
+            "threshold",
+        ),
+        (lambda d: d["run"].__setitem__("checks", [{"unique_id": []}]), "incomplete spill file"),
+        (lambda d: d.__setitem__("destination", "gw"), "incomplete spill file"),
+    ],
+    ids=[
+        "generated_at 1e300",
+        "NaN created_at",
+        "inf elapsed",
+        "negative time",
+        "huge int",
+        "-inf duration",
+        "huge threshold",
+        "unknown period",
+        "bad check",
+        "bad destination",
+    ],
+)
+def test_absurd_values_are_reported_not_an_internal_error(
+    tmp_path: Path, edit: Callable[[dict[str, Any]], None], problem: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = spill.spill_run(tmp_path, run(), DEST, "x")
+    doc = json.loads(path.read_text())
+    edit(doc)
+    path.write_text(json.dumps(doc))  # NaN/Infinity as Python writes them; 10**400 as digits
+    found = spill.scan(tmp_path)
+    assert found.entries == ()
+    ((bad, why),) = [(u.path, u.problem) for u in found.unreadable]
+    assert bad == path and problem in why
+    from tests.fixtures_dbt import run_cli
+
+    code, _, err = run_cli(
+        ["replay", "--spill-dir", str(tmp_path), "--gateway", "http://127.0.0.1:9"], capsys
+    )
+    assert code == 4 and "Traceback" not in err and problem in err
+
+
+def test_discard_deletes_one_entry_by_name_or_prefix(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.fixtures_dbt import run_cli
+
+    first = spill.spill_run(tmp_path, run(at=T0), DEST, "x")
+    second = spill.spill_run(tmp_path, run(at=T0 + 3600), DEST, "x")
+    code, _, err = run_cli(["replay", "--spill-dir", str(tmp_path), "--discard", first.name], capsys)
+    assert code == 0 and f"discarded {first.name}" in err
+    assert not first.exists() and second.exists()
+    code, _, err = run_cli(["replay", "--spill-dir", str(tmp_path), "--discard", second.name[:20]], capsys)
+    assert code == 0 and not second.exists()
+    code, _, err = run_cli(["replay", "--spill-dir", str(tmp_path), "--discard", "nope"], capsys)
+    assert code == 2 and "no spilled run" in err

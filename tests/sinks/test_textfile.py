@@ -229,10 +229,10 @@ def test_real_node_exporter_serves_the_file(tmp_path: Path) -> None:
 def test_a_textfile_that_cannot_be_written_does_not_stop_the_gateway_push(
     tmp_path: Path, pushgateway: servers.Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def full_disk(path: Path, text: str, mode: int = textfile.FILE_MODE) -> None:
+    def full_disk(path: Path, text: str) -> None:
         raise PushError(f"cannot write the textfile {path}: No space left on device")
 
-    monkeypatch.setattr(textfile, "write_atomic", full_disk)
+    monkeypatch.setattr(textfile, "write_file", full_disk)
     delivery = DeliveryOptions(
         gateway=GatewayConfig(url=pushgateway.url, retries=0), textfile=tmp_path / "dbt.prom"
     )

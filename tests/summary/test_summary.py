@@ -83,6 +83,10 @@ def test_large_runs_list_the_most_severe_sources_only() -> None:
     assert [r.split()[0] for r in rows][:2] == ["s.t0000", "s.t0001"]  # name order kept
     assert any("s.t0250" in r and "error" in r for r in rows)
     assert any("s.t0007" in r and "warn" in r for r in rows)
-    assert out[-2] == "... 490 more not shown (the 10 most severe are); --format json lists all"
+    assert "490 more passing sources not shown" in out[-2] and "--format json" in out[-2]
+    # every source that does not pass is listed, whatever the limit
+    failing = dataclasses.replace(run, checks=tuple(check(f"t{i:04d}", Status.ERROR, 60) for i in range(20)))
+    listed = table(failing, now=lambda: NOW, limit=10).splitlines()[1:-1]
+    assert len(listed) == 20 and not any("not shown" in line for line in listed)
     assert out[-1] == "500 sources in p/dev: 498 pass, 1 warn, 1 error"
     assert len(table(run, now=lambda: NOW, limit=None).splitlines()) == 502

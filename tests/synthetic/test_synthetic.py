@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from dbt_prom_bridge import synthetic
 from dbt_prom_bridge.artifacts import parse_manifest, parse_sources, read_manifest, read_sources
 from dbt_prom_bridge.exposition import render
 from dbt_prom_bridge.model import FreshnessRun, RunContext, Status, build_run
 from dbt_prom_bridge.state import initial
+from devtools import synthetic
 from tests.conftest import CORPUS
 
 NOW = 1_800_000_000.0

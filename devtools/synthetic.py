@@ -157,8 +157,6 @@ class _Table:
     identifier: str
     warn: tuple[int, str] | None
     error: tuple[int, str] | None
-    source_warn: tuple[int, str] | None
-    source_error: tuple[int, str] | None
     has_freshness: bool
     #: pass | warn | error | no_data | runtime_error | negative_age (None without freshness)
     case: str | None
@@ -378,8 +376,6 @@ class _Planner:
             identifier=identifier,
             warn=warn,
             error=error,
-            source_warn=src_warn if group_has_freshness else None,
-            source_error=src_err if group_has_freshness else None,
             has_freshness=has_freshness,
             case=case,
             filter=flt,
