@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import TypeVar
 
 from dbt_prom_bridge.calendar import Calendar, calendar_from_meta, deadlines, verdict_at
 from dbt_prom_bridge.errors import ArtifactError, ThresholdError, UsageError
@@ -64,13 +65,22 @@ _STATUS_ALIASES: Mapping[str, Status] = {
 }
 
 
+_E = TypeVar("_E")
+
+
+def parse_alias(raw: object, aliases: Mapping[str, _E], what: str, expected: str) -> _E:
+    """``raw`` as spelled by dbt core or Fusion (any case, spaces around) -> its value in
+    ``aliases``; an unknown spelling is an :class:`ArtifactError` naming ``what`` was expected."""
+    if isinstance(raw, str):
+        found = aliases.get(raw.strip().lower())
+        if found is not None:
+            return found
+    raise ArtifactError(f"unknown {what} {raw!r}; expected one of {expected}")
+
+
 def parse_status(raw: object) -> Status:
     """Map a dbt (core or Fusion) freshness status to :class:`Status`; refuse unknown ones."""
-    if isinstance(raw, str):
-        status = _STATUS_ALIASES.get(raw.strip().lower())
-        if status is not None:
-            return status
-    raise ArtifactError(f"unknown freshness status {raw!r}; expected one of pass, warn, error, runtime error")
+    return parse_alias(raw, _STATUS_ALIASES, "freshness status", "pass, warn, error, runtime error")
 
 
 class FailOn(str, Enum):

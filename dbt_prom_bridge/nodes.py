@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from enum import Enum
 
 from dbt_prom_bridge.errors import ArtifactError, ThresholdError, UsageError
-from dbt_prom_bridge.model import PERIOD_SECONDS, Status
+from dbt_prom_bridge.model import PERIOD_SECONDS, Status, parse_alias
 
 #: Resource types that are built and reported as models (tests, unit tests, operations are not).
 MODEL_RESOURCE_TYPES: tuple[str, ...] = ("model", "seed", "snapshot")
@@ -98,11 +98,7 @@ _BUILD_ALIASES: Mapping[str, BuildStatus] = {
 
 def parse_build_status(raw: object) -> BuildStatus:
     """Map a dbt run status (core or Fusion spelling) to :class:`BuildStatus`; refuse unknown ones."""
-    if isinstance(raw, str):
-        found = _BUILD_ALIASES.get(raw.strip().lower())
-        if found is not None:
-            return found
-    raise ArtifactError(f"unknown build status {raw!r}; expected one of success, error, skipped")
+    return parse_alias(raw, _BUILD_ALIASES, "build status", "success, error, skipped")
 
 
 #: Longest threshold read (1,000 years): a bigger count is a typo, and would not fit a float.

@@ -125,7 +125,7 @@ def test_series_read_back_equal_the_exposition(prometheus: servers.Server) -> No
         if name.startswith("dbt_source_freshness_run_") or name.startswith("dbt_prom_bridge"):
             assert float(t) == pytest.approx(run.generated_at)
         elif name != "dbt_source_freshness_sources":
-            stamps = {round(c, 3) for c in checked if c is not None} | {round(run.generated_at, 3)}
+            stamps = {round(c, 3) for c in checked if c is not None} | {round(run.generated_at or 0.0, 3)}
             assert round(float(t), 3) in stamps
 
 
