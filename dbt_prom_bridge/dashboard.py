@@ -463,6 +463,56 @@ class _Builder:
         )
         board.with_panel(ratio)
 
+    def slos(self, board: Any) -> None:
+        """Freshness SLOs: the SLI per source and the error budget left (the recording rules
+        `dbt-prom rules` writes; sources without an objective have no budget)."""
+        from grafana_foundation_sdk.builders import common as cb
+        from grafana_foundation_sdk.builders import timeseries
+        from grafana_foundation_sdk.models import common as cm
+
+        from dbt_prom_bridge.rules.history import OBJECTIVE, sli_ratio
+
+        board.with_row(self.db.Row("Freshness SLOs").id(self.panel_id()))
+        sel = self.selector()
+        legend = "{{source_name}}.{{table_name}} ({{target}})"
+        sli = sli_ratio("30d")
+        panels = (
+            (
+                "Freshness SLI, 30 days",
+                "Fraction of the last 30 days each source was within its error_after (on its "
+                "business calendar when it has one): the dbt_source_freshness:sli_ratio_30d "
+                "recording rule of `dbt-prom rules`.",
+                f"{sli}{sel}",
+            ),
+            (
+                "Error budget left, 30 days",
+                "Share of the 30-day error budget left for sources with a freshness objective "
+                "(meta dbt_prom.slo or rules --slo): 1 - (1 - SLI) / (1 - objective). Below 0 the "
+                "objective is missed; DbtSourceFreshnessBudgetBurn fires while it burns too fast.",
+                f"1 - (1 - {sli}{sel}) / (1 - {OBJECTIVE}{sel})",
+            ),
+        )
+        for title, description, expr in panels:
+            board.with_panel(
+                timeseries.Panel()
+                .id(self.panel_id())
+                .title(title)
+                .description(description)
+                .datasource(self.datasource)
+                .height(8)
+                .span(12)
+                .with_target(self.query(expr, "A", legend))
+                .unit("percentunit")
+                .thresholds(self.thresholds([(None, "red"), (0, "green")]))
+                .legend(
+                    cb.VizLegendOptions()
+                    .display_mode(cm.LegendDisplayMode.TABLE)
+                    .placement(cm.LegendPlacement.BOTTOM)
+                    .show_legend(True)
+                    .calcs(["lastNotNull"])
+                )
+            )
+
     def status_table(self, board: Any) -> None:
         from grafana_foundation_sdk.builders import table
         from grafana_foundation_sdk.models import common as cm
@@ -672,6 +722,7 @@ class _Builder:
         self.variables(board)
         self.overview(board)
         self.trends(board)
+        self.slos(board)
         self.status_table(board)
         self.per_source(board)
         doc: dict[str, Any] = json.loads(json.dumps(board.build(), cls=JSONEncoder))

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from dbt_prom_bridge import dashboard
+from dbt_prom_bridge import dashboard, rules
 from dbt_prom_bridge.artifacts import read_manifest
 from dbt_prom_bridge.dashboard import DashboardOptions, promql_string
 from dbt_prom_bridge.model import Manifest, SourceDef, Threshold
@@ -113,6 +113,8 @@ def test_variables_and_required_panels() -> None:
         "Failing pushes",
         "Data age",
         "Age / error_after",
+        "Freshness SLI, 30 days",
+        "Error budget left, 30 days",
         "Sources",
     } <= titles
     assert all(
@@ -120,6 +122,27 @@ def test_variables_and_required_panels() -> None:
         for p in panels(doc)
         if p["type"] != "row"
     )
+
+
+def test_slo_panels_read_the_recording_rules_that_rules_writes() -> None:
+    """The SLO panels query series that `dbt-prom rules --slo` records for the same manifest."""
+    doc = dashboard.build(manifest(), SAMPLE_OPTS)
+    exprs = [
+        t["expr"]
+        for p in panels(doc)
+        if p["title"].startswith(("Freshness SLI", "Error budget"))
+        for t in p["targets"]
+    ]
+    used = {name for expr in exprs for name in re.findall(r"dbt_source_freshness:[a-z0-9_]+", expr)}
+    generated = rules.generate([manifest()], rules.RulesOptions(slo=0.99))
+    recorded = {
+        r["record"]
+        for f in generated.files
+        for group in yaml.safe_load(f.text)["groups"]
+        for r in group["rules"]
+        if "record" in r
+    }
+    assert used and used <= recorded, used - recorded
 
 
 def test_many_sources_start_in_collapsed_rows() -> None:
