@@ -36,6 +36,7 @@ from dbt_prom_bridge.config import DEFAULT_JOB, format_duration
 from dbt_prom_bridge.errors import UsageError
 from dbt_prom_bridge.exposition import (
     CHECK_DURATION,
+    CHECKED_AT,
     ERROR_AFTER,
     ERROR_DEADLINE,
     HAS_DATA,
@@ -462,6 +463,29 @@ class _Builder:
             )
         )
         board.with_panel(ratio)
+        checked = (
+            timeseries.Panel()
+            .id(self.panel_id())
+            .title("Since last check")
+            .description(
+                "Time since each source was last checked by a run (a source a partial schedule leaves "
+                "out keeps its last values, and this grows): DbtSourceFreshnessNotChecked fires when "
+                "it exceeds --stale-after beyond its project's newest run."
+            )
+            .datasource(self.datasource)
+            .height(8)
+            .span(24)
+            .with_target(self.query(f"time() - {CHECKED_AT}{sel}", "A", legend))
+            .unit("s")
+            .legend(
+                cb.VizLegendOptions()
+                .display_mode(cm.LegendDisplayMode.TABLE)
+                .placement(cm.LegendPlacement.BOTTOM)
+                .show_legend(True)
+                .calcs(["lastNotNull"])
+            )
+        )
+        board.with_panel(checked)
 
     def slos(self, board: Any) -> None:
         """Freshness SLOs: the SLI per source and the error budget left (the recording rules

@@ -113,6 +113,7 @@ def test_variables_and_required_panels() -> None:
         "Failing pushes",
         "Data age",
         "Age / error_after",
+        "Since last check",
         "Freshness SLI, 30 days",
         "Error budget left, 30 days",
         "Sources",
