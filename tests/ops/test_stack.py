@@ -115,9 +115,12 @@ def test_alertmanager_inhibits_warn_while_error_fires(running_stack: stack.Stack
     )
 
     def states() -> dict[tuple[str, str], str] | None:
+        # Alertmanager may list a new alert as active for a moment before its inhibition is
+        # computed: wait until the warning of the erroring source has settled (or time out).
         alerts = get_json(running_stack.url("alertmanager") + "/api/v2/alerts")
         found = {(a["labels"]["alertname"], a["labels"]["table_name"]): a["status"]["state"] for a in alerts}
-        return found if len(found) == 3 and "unprocessed" not in found.values() else None
+        settled = found.get(("DbtSourceFreshnessWarn", "ml_features")) == "suppressed"
+        return found if len(found) == 3 and "unprocessed" not in found.values() and settled else None
 
     found = wait_for(states)
     assert found[("DbtSourceFreshnessError", "ml_features")] == "active"
