@@ -409,96 +409,78 @@ class _Builder:
         )
         board.with_panel(check_time)
 
-    def trends(self, board: Any) -> None:
+    def source_series(self, title: str, description: str, expr: str, *, span: int, unit: str) -> Any:
+        """A time series panel of one line per source, with its last value in a table legend."""
         from grafana_foundation_sdk.builders import common as cb
         from grafana_foundation_sdk.builders import timeseries
+        from grafana_foundation_sdk.models import common as cm
+
+        return (
+            timeseries.Panel()
+            .id(self.panel_id())
+            .title(title)
+            .description(description)
+            .datasource(self.datasource)
+            .height(8)
+            .span(span)
+            .with_target(self.query(expr, "A", "{{source_name}}.{{table_name}} ({{target}})"))
+            .unit(unit)
+            .legend(
+                cb.VizLegendOptions()
+                .display_mode(cm.LegendDisplayMode.TABLE)
+                .placement(cm.LegendPlacement.BOTTOM)
+                .show_legend(True)
+                .calcs(["lastNotNull"])
+            )
+        )
+
+    def trends(self, board: Any) -> None:
+        from grafana_foundation_sdk.builders import common as cb
         from grafana_foundation_sdk.models import common as cm
 
         board.with_row(self.db.Row("Trends").id(self.panel_id()))
         sel = self.selector()
-        legend = "{{source_name}}.{{table_name}} ({{target}})"
-        age = (
-            timeseries.Panel()
-            .id(self.panel_id())
-            .title("Data age")
-            .description(
+        board.with_panel(
+            self.source_series(
+                "Data age",
                 "Age of the newest row of each source: time() - max_loaded_at. It grows between "
-                "loads even when no run happens."
-            )
-            .datasource(self.datasource)
-            .height(8)
-            .span(12)
-            .with_target(self.query(f"time() - {MAX_LOADED_AT}{sel}", "A", legend))
-            .unit("s")
-            .legend(
-                cb.VizLegendOptions()
-                .display_mode(cm.LegendDisplayMode.TABLE)
-                .placement(cm.LegendPlacement.BOTTOM)
-                .show_legend(True)
-                .calcs(["lastNotNull"])
+                "loads even when no run happens.",
+                f"time() - {MAX_LOADED_AT}{sel}",
+                span=12,
+                unit="s",
             )
         )
-        board.with_panel(age)
-        ratio = (
-            timeseries.Panel()
-            .id(self.panel_id())
-            .title("Age / error_after")
-            .description(
+        board.with_panel(
+            self.source_series(
+                "Age / error_after",
                 "Data age as a fraction of each source's error_after: 100% is where "
-                "DbtSourceFreshnessError fires. Sources without error_after are not shown."
+                "DbtSourceFreshnessError fires. Sources without error_after are not shown.",
+                f"(time() - {MAX_LOADED_AT}{sel}) / {ERROR_AFTER}{sel}",
+                span=12,
+                unit="percentunit",
             )
-            .datasource(self.datasource)
-            .height(8)
-            .span(12)
-            .with_target(self.query(f"(time() - {MAX_LOADED_AT}{sel}) / {ERROR_AFTER}{sel}", "A", legend))
-            .unit("percentunit")
             .thresholds(self.thresholds([(None, "green"), (1, "red")]))
             .thresholds_style(cb.GraphThresholdsStyleConfig().mode(cm.GraphTresholdsStyleMode.LINE))
-            .legend(
-                cb.VizLegendOptions()
-                .display_mode(cm.LegendDisplayMode.TABLE)
-                .placement(cm.LegendPlacement.BOTTOM)
-                .show_legend(True)
-                .calcs(["lastNotNull"])
-            )
         )
-        board.with_panel(ratio)
-        checked = (
-            timeseries.Panel()
-            .id(self.panel_id())
-            .title("Since last check")
-            .description(
+        board.with_panel(
+            self.source_series(
+                "Since last check",
                 "Time since each source was last checked by a run (a source a partial schedule leaves "
                 "out keeps its last values, and this grows): DbtSourceFreshnessNotChecked fires when "
-                "it exceeds --stale-after beyond its project's newest run."
-            )
-            .datasource(self.datasource)
-            .height(8)
-            .span(24)
-            .with_target(self.query(f"time() - {CHECKED_AT}{sel}", "A", legend))
-            .unit("s")
-            .legend(
-                cb.VizLegendOptions()
-                .display_mode(cm.LegendDisplayMode.TABLE)
-                .placement(cm.LegendPlacement.BOTTOM)
-                .show_legend(True)
-                .calcs(["lastNotNull"])
+                "it exceeds --stale-after beyond its project's newest run.",
+                f"time() - {CHECKED_AT}{sel}",
+                span=24,
+                unit="s",
             )
         )
-        board.with_panel(checked)
 
     def slos(self, board: Any) -> None:
         """Freshness SLOs: the SLI per source and the error budget left (the recording rules
         `dbt-prom rules` writes; sources without an objective have no budget)."""
-        from grafana_foundation_sdk.builders import common as cb
-        from grafana_foundation_sdk.builders import timeseries
-        from grafana_foundation_sdk.models import common as cm
-
         from dbt_prom_bridge.rules.history import OBJECTIVE, sli_ratio
 
         board.with_row(self.db.Row("Freshness SLOs").id(self.panel_id()))
         sel = self.selector()
-        legend = "{{source_name}}.{{table_name}} ({{target}})"
         sli = sli_ratio("30d")
         panels = (
             (
@@ -518,22 +500,8 @@ class _Builder:
         )
         for title, description, expr in panels:
             board.with_panel(
-                timeseries.Panel()
-                .id(self.panel_id())
-                .title(title)
-                .description(description)
-                .datasource(self.datasource)
-                .height(8)
-                .span(12)
-                .with_target(self.query(expr, "A", legend))
-                .unit("percentunit")
-                .thresholds(self.thresholds([(None, "red"), (0, "green")]))
-                .legend(
-                    cb.VizLegendOptions()
-                    .display_mode(cm.LegendDisplayMode.TABLE)
-                    .placement(cm.LegendPlacement.BOTTOM)
-                    .show_legend(True)
-                    .calcs(["lastNotNull"])
+                self.source_series(title, description, expr, span=12, unit="percentunit").thresholds(
+                    self.thresholds([(None, "red"), (0, "green")])
                 )
             )
 
