@@ -192,8 +192,8 @@ class _Builder:
         self.manifest = manifest
         self.opts = opts
         self.meta_labels = validate_meta_labels(opts.meta_labels)
-        #: A meta key named like a model label (``model``, ``package``...) is not on the model
-        #: series as a meta label (their push refuses it): it filters the sources only.
+        #: A meta key named like a model label (``model``, ``package``...) cannot be a meta label
+        #: of the model series (nodes.validate_model_meta_labels): it filters the sources only.
         self.model_meta_labels = tuple(k for k in self.meta_labels if k not in nodes.MODEL_LABELS)
         self.project = opts.project or manifest_project(manifest)
         self.sources = freshness_sources(manifest)
