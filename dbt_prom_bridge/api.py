@@ -268,21 +268,29 @@ def with_models(
     and/or a dbt Fusion ``freshness.json`` (their freshness), labelled from the project's
     manifest when there is one. The files are refused like a sources.json: future-dated, or
     older than ``art.max_artifact_age`` unless ``art.allow_stale``."""
-    from dbt_prom_bridge.model_artifacts import load_models
-    from dbt_prom_bridge.nodes import validate_model_meta_labels
+    from dbt_prom_bridge.model_artifacts import read_manifest_models, read_model_freshness, read_run_results
+    from dbt_prom_bridge.nodes import build_models, validate_model_meta_labels
 
     if run_results is None and freshness is None:
         return run
     validate_model_meta_labels(opts.meta_labels)
-    manifest = artifact_paths(dbt, art).manifest
-    if art.run_results_found and run_results is not None and not _builds(run_results):
-        return run
-    models = load_models(
+    results = read_run_results(run_results) if run_results is not None else None
+    if results is not None and not results.builds:
+        if art.run_results_found:  # `dbt test`, `dbt docs generate`...: no model news
+            return run
+        raise ArtifactError(
+            f"{run_results} was written by `dbt {results.command}`, which builds nothing; pass the "
+            "run_results.json of a dbt build, run, seed or snapshot"
+        )
+    manifest_path = artifact_paths(dbt, art).manifest
+    found = read_manifest_models(manifest_path) if manifest_path is not None else None
+    models = build_models(
         run.target,
-        run_results=run_results,
-        freshness=freshness,
-        manifest=manifest,
+        results,
+        read_model_freshness(freshness) if freshness is not None else None,
+        found.models if found is not None else None,
         project=run.project or None,
+        manifest_project=found.project_name if found is not None else None,
         meta_labels=opts.meta_labels,
     )
     path = str(run_results or freshness)
@@ -307,12 +315,6 @@ def with_models(
         models=models.checks,
         warnings=(*run.warnings, *models.warnings),
     )
-
-
-def _builds(run_results: Path) -> bool:
-    from dbt_prom_bridge.model_artifacts import read_run_results
-
-    return read_run_results(run_results).builds
 
 
 def models_only_run(

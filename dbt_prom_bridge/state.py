@@ -98,12 +98,18 @@ def _merge_models(
     """The held models updated with the run's (newest build and newest freshness check of each
     model win; models the run does not report are kept) and the models that changed."""
     if held is None or not held.models:
-        return run.models, tuple(m.key for m in run.models)
+        ordered = merge_models((), run.models)
+        return ordered, tuple(m.key for m in ordered)
     before = {m.key: relabel(m, run.meta_labels, held.meta_labels) for m in held.models}
     if not run.models:
         return tuple(before.values()), ()
     merged = merge_models(before.values(), run.models)
-    return merged, tuple(m.key for m in merged if before.get(m.key) != m)
+    return merged, tuple(m.key for m in merged if _differs(before.get(m.key), m))
+
+
+def _differs(old: ModelCheck | None, new: ModelCheck) -> bool:
+    """Whether a model's record changed beyond when its configuration was last seen."""
+    return old is None or replace(old, seen_at=new.seen_at) != new
 
 
 def _newer_run(held: FreshnessRun, run: FreshnessRun) -> bool:
