@@ -290,7 +290,13 @@ RUN = ModelRun(
 def labels_of(model: str, **extra: str) -> str:
     found = next(c for c in RUN.checks if c.model == model)
     pairs = {
-        **dict(zip(model_label_names(RUN.meta_labels), model_label_values(RUN.project, RUN.target, found), strict=True)),
+        **dict(
+            zip(
+                model_label_names(RUN.meta_labels),
+                model_label_values(RUN.project, RUN.target, found),
+                strict=True,
+            )
+        ),
         **extra,
     }
     return "{" + ", ".join(f"{k}={promql_string(v)}" for k, v in sorted(pairs.items())) + "}"
