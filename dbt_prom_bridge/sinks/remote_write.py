@@ -52,6 +52,8 @@ from dbt_prom_bridge.config import RemoteWriteConfig
 from dbt_prom_bridge.errors import PushError, UsageError
 from dbt_prom_bridge.exposition import HELP, PER_SOURCE_METRICS, RUN_METRICS, Family, iter_families
 from dbt_prom_bridge.model import FreshnessRun, SourceCheck, validate_grouping_key
+from dbt_prom_bridge.model_metrics import families_of_models
+from dbt_prom_bridge.nodes import PER_MODEL_METRICS, ModelCheck
 from dbt_prom_bridge.redact import redact_url
 from dbt_prom_bridge.sinks.base import Delivered
 from dbt_prom_bridge.sinks.http import DeliveryError, HttpClient
@@ -240,7 +242,8 @@ def batches(
     levels = RUN_METRICS if run_level else ()
     request = msgs.WriteRequest()
     if metadata:
-        for name in (*PER_SOURCE_METRICS, *levels):
+        model_names = PER_MODEL_METRICS if run.models else ()
+        for name in (*PER_SOURCE_METRICS, *model_names, *levels):
             request.metadata.add(type=_GAUGE, metric_family_name=name, help=HELP[name])
     count = 0
     for scope, stamp in _scopes(run, levels, run_time_ms):
@@ -285,6 +288,12 @@ def _scopes(
         for stamp, checks in by_time.items():
             one = replace(run, checks=tuple(checks))
             yield iter_families(one, PER_SOURCE_METRICS, chunk=len(checks)), stamp
+    by_model_time: dict[int, list[ModelCheck]] = {}
+    for model in run.models:
+        seen = [t for t in (model.built_at, model.freshness_checked_at) if t is not None]
+        by_model_time.setdefault(round(max(seen) * 1000) if seen else run_time_ms, []).append(model)
+    for stamp, models in by_model_time.items():
+        yield iter(families_of_models(run.project, run.target, run.meta_labels, models)), stamp
     if run_level:
         yield iter_families(run, run_level), run_time_ms
 
@@ -350,8 +359,12 @@ class RemoteWrite:
             merged = state.merge(cached.state if cached else None, run, force=force, now=self.now())
             if not merged.changed:
                 return Delivered(url, merged.state, merged, pushed=False)
-            updated = set(merged.updated)
-            delta = replace(merged.state, checks=tuple(c for c in merged.state.checks if c.key in updated))
+            updated, models = set(merged.updated), set(merged.models_updated)
+            delta = replace(
+                merged.state,
+                checks=tuple(c for c in merged.state.checks if c.key in updated),
+                models=tuple(m for m in merged.state.models if m.key in models),
+            )
             when = run.generated_at if run.success and run.generated_at is not None else self.now()
             self.send(delta, round(when * 1000), run_level=merged.run_level_changed)
             if store is not None:

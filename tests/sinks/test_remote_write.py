@@ -45,6 +45,7 @@ def decode(
 ) -> tuple[list[Series], list[Any], list[int]]:
     """Every series the requests carry, the metadata, and the series count of each request."""
     stamps = {STAMP} | {round(c.checked_at * 1000) for c in run.checks if c.checked_at is not None}
+    stamps |= {round(m.built_at * 1000) for m in run.models if m.built_at is not None}
     msgs = messages()
     out: list[Series] = []
     metadata: list[Any] = []
@@ -188,3 +189,31 @@ def test_source_chunks_do_not_change_the_series(monkeypatch: pytest.MonkeyPatch)
 )
 def test_too_old_answers(status: int | None, text: str, result: bool) -> None:
     assert remote_write.too_old(PushError(text, status=status)) is result
+
+
+def test_models_are_sent_with_their_build_time() -> None:
+    from tests.state.test_models_state import model
+
+    models = (
+        model("orders", built=NOW - 60, meta_values=("ana", "")),
+        model("daily", None, built=None, seen_at=NOW, build_duration=None, meta_values=("", "core")),
+    )
+    run = replace(make_run(20, hostile=False), models=models)
+    config = RemoteWriteConfig(url="http://rw", job="freshness")
+    got, metadata, _ = decode(run, config)
+    assert Counter(got) == Counter(expected(run, {"job": "freshness"}))
+    assert {m.metric_family_name for m in metadata} >= {
+        "dbt_model_build_status",
+        "dbt_model_freshness_warn_after_seconds",
+    }
+    msgs = messages()
+    stamps: dict[str, set[int]] = {}
+    for batch in batches(run, config, STAMP):
+        request = msgs.WriteRequest()
+        request.ParseFromString(batch.body)
+        for ts in request.timeseries:
+            labels = {label.name: label.value for label in ts.labels}
+            if "model" in labels:
+                stamps.setdefault(labels["model"], set()).add(ts.samples[0].timestamp)
+    # a build's series carry the build's end; a model never built, the run's time
+    assert stamps == {"orders": {round((NOW - 60) * 1000)}, "daily": {STAMP}}
