@@ -1,12 +1,14 @@
-"""Model series and alerts end to end, all real: `dbt build` of the sample project on
-PostgreSQL (one model fails on purpose, one is skipped because of it), its run_results.json and
-manifest.json read into model records, the dbt_model_* exposition pushed to a real Pushgateway,
-and a real Prometheus evaluating the model rules of both modes: DbtModelBuildFailed fires for
-the failed model, from each mode, with the same labels."""
+"""Model series and alerts end to end, all real: `dbt-prom run -- dbt build` on the sample
+project on PostgreSQL (one model fails on purpose, one is skipped because of it) pushes the
+dbt_model_* series of the build's run_results.json, beside the source freshness it checks after,
+to a real Pushgateway; a real Prometheus evaluating the model rules of both modes fires
+DbtModelBuildFailed for the failed model, from each mode, with the same labels."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -15,10 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
-from dbt_prom_bridge.model_artifacts import load_models_in, read_manifest_models
-from dbt_prom_bridge.model_metrics import render_models
+from dbt_prom_bridge.model_artifacts import read_manifest_models
 from dbt_prom_bridge.model_rules import MODES, ModelRuleOptions, model_rule_groups, render_model_rules
-from dbt_prom_bridge.nodes import BuildStatus
 from devtools import servers
 from tests.conftest import requires, scrape
 from tests.fixtures_dbt import PROJECT, TARGET, DbtProjectEnv
@@ -35,30 +35,45 @@ def alerts(prometheus: servers.Server) -> list[dict[str, Any]]:
 def test_dbt_build_model_alerts_fire_in_prometheus(
     sample_project: DbtProjectEnv, pushgateway: servers.Server, tmp_path: Path
 ) -> None:
-    build = sample_project.dbt("build", check=False)
-    assert build.returncode == 1, build.stdout  # orders_enriched fails on purpose
-    run = load_models_in(sample_project.target_dir, TARGET, meta_labels=("owner",))
-    assert run is not None and run.project == PROJECT
-    status = {c.model: c.build_status for c in run.checks}
-    assert status["orders_enriched"] is BuildStatus.ERROR
-    assert status["orders_enriched_daily"] is BuildStatus.SKIPPED
-    assert status["hourly_revenue"] is BuildStatus.SUCCESS
-
-    body = render_models(run).encode()
-    req = urllib.request.Request(
-        f"{pushgateway.url}/metrics/job/dbt_models/project/{PROJECT}/target/{TARGET}",
-        data=body,
-        method="PUT",
-        headers={"Content-Type": "text/plain; version=0.0.4"},
+    dbt_bin = Path(sys.executable).parent / "dbt"
+    dbt_prom = Path(sys.executable).parent / "dbt-prom"
+    args = sample_project.cli_args()
+    hook = subprocess.run(
+        [
+            str(dbt_prom),
+            "run",
+            *args,
+            "--gateway",
+            pushgateway.url,
+            "--meta-label",
+            "owner",
+            "--spill-dir",
+            str(tmp_path / "spill"),
+            "--",
+            str(dbt_bin),
+            "build",
+            *args,
+        ],
+        env=sample_project.subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
-    with urllib.request.urlopen(req, timeout=30) as resp:
-        assert resp.status == 200
+    # dbt build's exit code (orders_enriched fails on purpose); models and sources pushed anyway
+    assert hook.returncode == 1, hook.stderr
+    assert "models in dbt_prom_demo/dev" in hook.stderr and "orders_enriched: error" in hook.stderr, (
+        hook.stderr
+    )
     held = {
         (n, lbl.get("model"), lbl.get("status"))
         for n, lbl, v in scrape(pushgateway.url + "/metrics")
         if v == 1
     }
     assert ("dbt_model_build_status", "orders_enriched", "error") in held
+    assert ("dbt_model_build_status", "orders_enriched_daily", "skipped") in held
+    assert ("dbt_model_build_status", "hourly_revenue", "success") in held
+    assert any(n == "dbt_source_freshness_status" for n, _m, _s in held), "freshness was checked too"
 
     models = read_manifest_models(sample_project.manifest_json).models.values()
     rule_files = []
