@@ -479,8 +479,14 @@ def run_from_artifacts(
     - ``sources.json`` present: its results, whatever the run's status (a freshness step that
       found an error-stale source fails the run, and its results are exactly what to push);
       a failed run adds a warning.
-    - absent, run succeeded: the job has no freshness step, a usage problem (exit 2).
-    - absent, run failed or cancelled: ``run_success`` 0 for the manifest's project (exit 3).
+    - absent, run succeeded, with a ``run_results.json`` of a build: the models only (a build
+      job without a freshness step).
+    - absent, run succeeded, no build either: the job has no freshness step, a usage problem
+      (exit 2).
+    - absent, run failed or cancelled: ``run_success`` 0 for the manifest's project (exit 3),
+      with the builds its ``run_results.json`` reports.
+
+    The model builds of the run's ``run_results.json`` come along in every case that has one.
     """
     from dbt_prom_bridge import api
     from dbt_prom_bridge.artifacts import read_manifest
@@ -489,27 +495,50 @@ def run_from_artifacts(
     run = got.run
     target = dbt.target or got.target or None
     local = replace(dbt, target=target) if target else dbt
+    cloud_art = replace(
+        art,
+        no_run=True,
+        artifacts_dir=got.directory,
+        sources_json=None,
+        manifest=None,
+        run_results=got.directory / "run_results.json" if "run_results.json" in got.files else None,
+        run_results_found=True,
+    )
+    where = f"dbt Cloud run {run.id}"
+    models: FreshnessRun | None = None
+    if "sources.json" not in got.files and cloud_art.run_results is not None:
+        try:
+            models = api.collect(local, cloud_art, opts)
+        except ArtifactError as exc:
+            raise ArtifactError(str(exc).replace(str(got.directory), where)) from None
+        if not models.models:
+            models = None
+        elif not run.failed:
+            return models  # a build job: its models only
     if "sources.json" not in got.files:
         if not run.failed:
             raise CloudError(
                 f"dbt Cloud run {run.id} has no sources.json: its job does not run `dbt source "
                 "freshness` (tick 'Run source freshness' in the job, or add the step)"
             )
-        project = ""
-        if "manifest.json" in got.files:
+        project = models.project if models is not None else ""
+        if not project and "manifest.json" in got.files:
             project = read_manifest(got.directory / "manifest.json").project_name or ""
         context = RunContext(target=target or "default", meta_labels=opts.meta_labels)
-        return failed_run(
+        failed = failed_run(
             context,
             project,
             f"dbt Cloud run {run.id} ended {run.status_name} before writing sources.json",
         )
-    cloud_art = replace(art, no_run=True, artifacts_dir=got.directory, sources_json=None, manifest=None)
+        # run_success 0, and the builds the failed run did report
+        if models is None:
+            return failed
+        return replace(failed, models=models.models, warnings=(*failed.warnings, *models.warnings))
     try:
-        result = api.load_run(local, cloud_art, opts)
+        result = api.collect(local, cloud_art, opts)
     except ArtifactError as exc:
-        where = f"the sources.json of dbt Cloud run {run.id}"
-        raise ArtifactError(str(exc).replace(str(got.directory / "sources.json"), where)) from None
+        message = str(exc).replace(str(got.directory / "sources.json"), f"the sources.json of {where}")
+        raise ArtifactError(message.replace(str(got.directory), where)) from None
     notes: list[str] = []
     if run.failed:
         notes.append(f"dbt Cloud run {run.id} ended {run.status_name}; its sources.json results are pushed")

@@ -108,8 +108,16 @@ def _merge_models(
 
 
 def _differs(old: ModelCheck | None, new: ModelCheck) -> bool:
-    """Whether a model's record changed beyond when its configuration was last seen."""
-    return old is None or replace(old, seen_at=new.seen_at) != new
+    """Whether a model's series change: fields no series carries (when its configuration was
+    seen, the build message, meta beyond the meta labels) do not count, so a record read back
+    from a gateway's series equals the one that wrote them."""
+    if old is None:
+        return True
+    return _in_series(old) != _in_series(new)
+
+
+def _in_series(check: ModelCheck) -> ModelCheck:
+    return replace(check, unique_id="", seen_at=None, message=None, meta=())
 
 
 def _newer_run(held: FreshnessRun, run: FreshnessRun) -> bool:

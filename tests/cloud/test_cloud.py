@@ -25,6 +25,7 @@ from dbt_prom_bridge.exposition import RUN_SUCCESS
 from devtools import servers
 from tests.cloud.fake_cloud import (
     ACCOUNT,
+    MODELS,
     READ_ONLY_WITHOUT_JOBS,
     SAMPLE,
     TOKEN,
@@ -85,12 +86,15 @@ def test_run_reads_exactly_what_no_run_reads(api: FakeCloud, capsys: pytest.Capt
                 "--target",
                 "prod",
                 "--allow-stale-artifact",
+                "--run-results",
+                str(MODELS / "run_results.json"),
                 "--dry-run",
             ],
             capsys,
         )
     assert code2 == 0, err2
     assert out == local  # the job's target_name is the target label
+    assert 'dbt_model_build_status{project="dbt_prom_demo",target="prod",model="orders_enriched"' in out
     assert 'target="prod"' in out
     paths = api.paths()
     assert f"/api/v2/accounts/{ACCOUNT}/runs/500/" in paths
@@ -175,9 +179,22 @@ def test_unknown_run_and_account(api: FakeCloud, capsys: pytest.CaptureFixture[s
 
 
 def test_job_without_freshness_step(api: FakeCloud, capsys: pytest.CaptureFixture[str]) -> None:
-    api.add_run(Run(600, JOB, 10, sample_artifacts(sources=False)))
+    artifacts = sample_artifacts(sources=False)
+    del artifacts["run_results.json"]
+    api.add_run(Run(600, JOB, 10, artifacts))
     code, _, err = push(capsys, api, "--dbt-cloud-run", "600", "--dry-run")
     one_line_refusal(code, err, ExitCode.INPUT, "has no sources.json")
+
+
+def test_build_job_without_freshness_pushes_its_models(
+    api: FakeCloud, capsys: pytest.CaptureFixture[str]
+) -> None:
+    api.add_run(Run(600, JOB, 10, sample_artifacts(sources=False)))
+    code, out, err = push(capsys, api, "--dbt-cloud-run", "600", "--dry-run")
+    assert code == 0, err
+    assert 'model="orders_enriched"' in out and "dbt_source_freshness_status" not in out
+    assert "dbt_source_freshness_run_success" not in out  # no freshness run to report on
+    assert "7 models in dbt_prom_demo/prod: 5 success, 1 error, 1 skipped" in err
 
 
 def test_unfinished_run_is_refused(api: FakeCloud, capsys: pytest.CaptureFixture[str]) -> None:
@@ -321,8 +338,16 @@ def test_failed_run_without_sources_pushes_run_success_zero(
     code, _, err = push(capsys, api, "--dbt-cloud-run", "800", "--gateway", pushgateway.url)
     assert code == ExitCode.DBT, err
     assert "ended Error before writing sources.json" in err
-    values = [(lbl, v) for n, lbl, v in scrape(pushgateway.url + "/metrics") if n == RUN_SUCCESS]
+    series = scrape(pushgateway.url + "/metrics")
+    values = [(lbl, v) for n, lbl, v in series if n == RUN_SUCCESS]
     assert [(lbl["project"], lbl["target"], v) for lbl, v in values] == [("dbt_prom_demo", "prod", 0.0)]
+    # the builds the failed run reported are pushed too
+    failed = {
+        lbl["model"]
+        for n, lbl, v in series
+        if n == "dbt_model_build_status" and lbl["status"] == "error" and v
+    }
+    assert failed == {"orders_enriched"}
 
 
 # --- serve --dbt-cloud-job ---------------------------------------------------------------------
