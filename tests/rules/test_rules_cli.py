@@ -19,6 +19,7 @@ from tests.rules.rulestools import (
     assert_check_rules,
     assert_test_rules,
     sample_manifest,
+    sample_models,
 )
 
 OPS_RULES = ROOT / "ops" / "prometheus" / "rules" / "dbt_freshness.yml"
@@ -194,6 +195,7 @@ def test_shipped_rules_match_the_committed_sample_manifest() -> None:
         RulesOptions(meta_labels=SAMPLE_META),
         outputs,
         rules.Inputs(project_dir="dbt_project"),
+        models=sample_models(),
     )
     for item, shipped in zip(generated.files, (OPS_RULES, OPS_TESTS), strict=True):
         assert item.text == shipped.read_text(encoding="utf-8"), f"{shipped} drifted: run `make rules`"
