@@ -50,6 +50,7 @@ def test_stdout_by_default(capsys: pytest.CaptureFixture[str]) -> None:
             [sample_manifest()],
             RulesOptions(meta_labels=SAMPLE_META),
             inputs=rules.Inputs(manifests=(str(SAMPLE_MANIFEST),)),
+            models=sample_models(),
         )
         .files[0]
         .text
@@ -64,7 +65,7 @@ def test_write_then_check_then_drift(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert code == 0, err
     assert stdout == ""
     assert f"wrote {out}" in err and f"wrote {tests}" in err
-    assert "rules for 12 sources (per-source mode, for 5m)" in err
+    assert "rules for 12 sources and 7 models (per-source mode, for 5m)" in err
 
     code, stdout, err = run_cli([*args, "--check"], capsys)
     assert (code, stdout) == (0, ""), err
@@ -98,6 +99,7 @@ def test_write_then_check_then_drift(tmp_path: Path, capsys: pytest.CaptureFixtu
             RulesOptions(meta_labels=SAMPLE_META),
             rules.Outputs(out=out, tests=tests),
             rules.Inputs(manifests=(str(SAMPLE_MANIFEST),)),
+            models=sample_models(),
         )
         .files[0]
         .text
