@@ -18,6 +18,7 @@ from dbt_prom_bridge import dbtproject
 from dbt_prom_bridge.artifacts import (
     check_age,
     check_not_future,
+    check_times_not_future,
     missing_from_manifest,
     read_manifest,
     read_sources,
@@ -31,7 +32,7 @@ from dbt_prom_bridge.config import (
 )
 from dbt_prom_bridge.deliver import DeliveryReport, deliver, gateway_sink, remote_write_sink
 from dbt_prom_bridge.deliver import replay as _replay
-from dbt_prom_bridge.errors import ArtifactError, DbtRunError, UsageError
+from dbt_prom_bridge.errors import ArtifactError, DbtRunError, StaleArtifactError, UsageError
 from dbt_prom_bridge.model import FreshnessRun, Manifest, RunContext, build_run, failed_run
 
 if TYPE_CHECKING:
@@ -114,7 +115,11 @@ def load_run(
     context = replace(run_context(dbt, opts), extra_warnings=warnings)
     if context.project is None and manifest is None and info.name and _has_project(dbt):
         context = replace(context, project=info.name)
-    return build_run(artifact, manifest, context)
+    run = build_run(artifact, manifest, context)
+    if artifact.skipped_non_sources:
+        # dbt Fusion's freshness.json: `dbt freshness` checked models too.
+        run = with_models(run, dbt, art, opts, freshness=paths.sources_json, now=now)
+    return run
 
 
 def _has_project(dbt: DbtOptions) -> bool:
@@ -178,11 +183,7 @@ def failed_freshness_run(
 def sources_json_stamp(dbt: DbtOptions, art: ArtifactOptions) -> tuple[int, int, int] | None:
     """What identifies the sources.json ``--no-run`` would read, as written (None: absent), to
     tell whether a command wrote it anew."""
-    try:
-        st = artifact_paths(dbt, art).sources_json.stat()
-    except OSError:
-        return None
-    return (st.st_mtime_ns, st.st_size, st.st_ino)
+    return file_stamp(artifact_paths(dbt, art).sources_json)
 
 
 def project_manifest(dbt: DbtOptions) -> Manifest:
@@ -210,8 +211,21 @@ def collect(
     opts: RunOptions = RunOptions(),
     on_event: Callable[[str], None] | None = None,
 ) -> FreshnessRun:
-    """The run a ``push``/``status`` is about: from artifacts (``--no-run``) or a fresh dbt run."""
-    if art.no_run:
+    """The run a ``push``/``status`` is about: from artifacts (``--no-run``) or a fresh dbt run,
+    with the model builds of ``art.run_results`` when given (alone, with ``--no-run`` and no
+    sources.json: a ``dbt build`` that checked no source freshness)."""
+    if art.run_results is not None and art.no_run and art.sources_json is None:
+        # Builds and freshness checks often share a target dir: a sources.json that is absent
+        # or stale does not stop the models of a fresh run_results.json.
+        sources_json = artifact_paths(dbt, art).sources_json
+        if not sources_json.exists():
+            return models_only_run(dbt, art, opts, run_results=art.run_results)
+        try:
+            run = load_run(dbt, art, opts)
+        except StaleArtifactError as exc:
+            only = models_only_run(dbt, art, opts, run_results=art.run_results)
+            return replace(only, warnings=(f"{exc}: pushing the models only", *only.warnings))
+    elif art.no_run:
         run = load_run(dbt, art, opts)
     elif art.sources_json is not None:
         raise ArtifactError("--sources-json only makes sense with --no-run")
@@ -224,7 +238,108 @@ def collect(
             "freshness configured, so nothing was checked or pushed; select sources as "
             "source:NAME or source:NAME.TABLE (`dbt ls --resource-type source` lists them)"
         )
-    return run
+    return with_models(run, dbt, art, opts, run_results=art.run_results)
+
+
+def run_results_path(dbt: DbtOptions, art: ArtifactOptions) -> Path:
+    """The ``run_results.json`` a dbt command of the project writes (beside sources.json)."""
+    return artifact_paths(dbt, art).sources_json.parent / "run_results.json"
+
+
+def file_stamp(path: Path) -> tuple[int, int, int] | None:
+    """What identifies ``path`` as written (None: absent), to tell whether a command wrote it anew."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+def with_models(
+    run: FreshnessRun,
+    dbt: DbtOptions,
+    art: ArtifactOptions,
+    opts: RunOptions = RunOptions(),
+    run_results: Path | None = None,
+    freshness: Path | None = None,
+    now: Callable[[], float] = time.time,
+) -> FreshnessRun:
+    """``run`` carrying the models, seeds and snapshots of a ``run_results.json`` (their builds)
+    and/or a dbt Fusion ``freshness.json`` (their freshness), labelled from the project's
+    manifest when there is one. The files are refused like a sources.json: future-dated, or
+    older than ``art.max_artifact_age`` unless ``art.allow_stale``."""
+    from dbt_prom_bridge.model_artifacts import read_manifest_models, read_model_freshness, read_run_results
+    from dbt_prom_bridge.nodes import build_models, validate_model_meta_labels
+
+    if run_results is None and freshness is None:
+        return run
+    validate_model_meta_labels(opts.meta_labels)
+    results = read_run_results(run_results) if run_results is not None else None
+    if results is not None and not results.builds:
+        if art.run_results_found:  # `dbt test`, `dbt docs generate`...: no model news
+            return run
+        raise ArtifactError(
+            f"{run_results} was written by `dbt {results.command}`, which builds nothing; pass the "
+            "run_results.json of a dbt build, run, seed or snapshot"
+        )
+    manifest_path = artifact_paths(dbt, art).manifest
+    found = read_manifest_models(manifest_path) if manifest_path is not None else None
+    models = build_models(
+        run.target,
+        results,
+        read_model_freshness(freshness) if freshness is not None else None,
+        found.models if found is not None else None,
+        project=run.project or None,
+        manifest_project=found.project_name if found is not None else None,
+        meta_labels=opts.meta_labels,
+    )
+    path = str(run_results or freshness)
+    rerun = "run dbt again"
+    times = [("metadata.generated_at", models.generated_at)]
+    for m in models.checks:
+        times += [(f"the build of {m.unique_id}", m.built_at)]
+        times += [(f"the check of {m.unique_id}", m.freshness_checked_at)]
+    check_times_not_future(times, path, now(), rerun=rerun)
+    if not art.allow_stale:
+        check_age(models.generated_at, path, art.max_artifact_age, now(), rerun=rerun)
+    if not models.checks and art.run_results_found:
+        return run
+    if not models.checks:
+        raise ArtifactError(
+            f"{path} reports no model, seed or snapshot and the manifest configures none with a "
+            "threshold: nothing to push about models; pass the run_results.json of a dbt build/run"
+        )
+    return replace(
+        run,
+        project=run.project or models.project,
+        models=models.checks,
+        warnings=(*run.warnings, *models.warnings),
+    )
+
+
+def models_only_run(
+    dbt: DbtOptions,
+    art: ArtifactOptions,
+    opts: RunOptions = RunOptions(),
+    run_results: Path | None = None,
+    freshness: Path | None = None,
+    now: Callable[[], float] = time.time,
+) -> FreshnessRun:
+    """A run with model results only (the artifacts of a ``dbt build`` with no source
+    freshness run): it changes the models it reports and nothing about sources."""
+    empty = FreshnessRun(
+        project="",
+        target=dbtproject.target_name(dbt),
+        checks=(),
+        generated_at=None,
+        elapsed=None,
+        success=True,
+        meta_labels=opts.meta_labels,
+        sources_checked=False,
+    )
+    run = with_models(empty, dbt, art, opts, run_results, freshness, now)
+    generated = max((m.seen_at for m in run.models if m.seen_at is not None), default=None)
+    return replace(run, generated_at=generated)
 
 
 def check_gateway(gateway: GatewayConfig) -> None:

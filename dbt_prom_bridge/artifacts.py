@@ -15,12 +15,12 @@ import datetime as dt
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 from dbt_prom_bridge import jsonstream
-from dbt_prom_bridge.errors import ArtifactError, ThresholdError
+from dbt_prom_bridge.errors import ArtifactError, StaleArtifactError, ThresholdError
 from dbt_prom_bridge.model import (
     FreshnessResult,
     Manifest,
@@ -657,7 +657,12 @@ def _stream_manifest(path: Path) -> Manifest:
     return _manifest(meta, version, sources, name)
 
 
-def check_age(generated_at: float | None, path: str, max_age: float, now: float) -> None:
+RERUN_FRESHNESS = "re-run `dbt source freshness`"
+
+
+def check_age(
+    generated_at: float | None, path: str, max_age: float, now: float, rerun: str = RERUN_FRESHNESS
+) -> None:
     """Refuse an artifact older than ``max_age`` seconds (``--no-run`` mode)."""
     if generated_at is None:
         raise ArtifactError(
@@ -666,9 +671,9 @@ def check_age(generated_at: float | None, path: str, max_age: float, now: float)
         )
     age = now - generated_at
     if age > max_age:
-        raise ArtifactError(
+        raise StaleArtifactError(
             f"{path} was generated {human_duration(age)} ago, older than --max-artifact-age "
-            f"{human_duration(max_age)}; re-run `dbt source freshness`, raise --max-artifact-age, "
+            f"{human_duration(max_age)}; {rerun}, raise --max-artifact-age, "
             "or pass --allow-stale-artifact"
         )
 
@@ -686,14 +691,25 @@ def check_not_future(artifact: SourcesArtifact, path: str, now: float, skew: flo
     """
     times = [("metadata.generated_at", artifact.generated_at)]
     times += [(f"the check of {r.unique_id}", r.snapshotted_at) for r in artifact.results]
+    check_times_not_future(times, path, now, skew)
+
+
+def check_times_not_future(
+    times: Iterable[tuple[str, float | None]],
+    path: str,
+    now: float,
+    skew: float = MAX_CLOCK_SKEW,
+    rerun: str = "run `dbt source freshness` again",
+) -> None:
+    """:func:`check_not_future` for any artifact's ``(what, when)`` times."""
     for what, when in times:
         if when is not None and (not math.isfinite(when) or when - now > skew):
             ahead = human_duration(when - now) if math.isfinite(when) else "infinitely"
             raise ArtifactError(
                 f"{path}: {what} is {ahead} in the future (this host's clock says "
                 f"{dt.datetime.fromtimestamp(now, dt.timezone.utc):%Y-%m-%d %H:%M:%SZ}); pushing it "
-                "would make every later run look older; fix the clock of the host that ran dbt "
-                "(or this one) and run `dbt source freshness` again"
+                f"would make every later run look older; fix the clock of the host that ran dbt "
+                f"(or this one) and {rerun}"
             )
 
 

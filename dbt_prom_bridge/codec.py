@@ -21,6 +21,7 @@ from typing import Any
 from dbt_prom_bridge.calendar import Calendar, parse_calendar
 from dbt_prom_bridge.errors import CalendarError, ThresholdError
 from dbt_prom_bridge.model import FreshnessRun, SourceCheck, Status, Threshold
+from dbt_prom_bridge.nodes import BuildStatus, ModelCheck
 
 Encoder = Callable[[Any], Any]
 Decoder = Callable[[Any], Any]
@@ -84,6 +85,8 @@ _TYPES: Mapping[str, tuple[Encoder, Decoder]] = {
     "bool": (lambda v: v, _bool),
     "bool | None": (lambda v: v, _opt(_bool)),
     "Status": (lambda v: v.value, Status),
+    "Status | None": (lambda v: None if v is None else v.value, _opt(Status)),
+    "BuildStatus | None": (lambda v: None if v is None else v.value, _opt(BuildStatus)),
     "Threshold | None": (lambda v: None if v is None else [v.count, v.period], _opt(_threshold)),
     "tuple[str, ...]": (list, _strings),
     "tuple[tuple[str, str], ...]": (lambda v: [list(kv) for kv in v], _pairs),
@@ -103,7 +106,8 @@ def _codec(cls: type, skip: tuple[str, ...] = ()) -> tuple[tuple[str, Encoder, D
 
 
 _CHECK = _codec(SourceCheck)
-_RUN = _codec(FreshnessRun, skip=("checks", "unchecked"))
+_RUN = _codec(FreshnessRun, skip=("checks", "unchecked", "models"))
+_MODEL = _codec(ModelCheck)
 _DECODERS = tuple(decode for _n, _e, decode, _r in _CHECK)
 
 
@@ -119,6 +123,26 @@ def check_from_json(raw: Mapping[str, Any]) -> SourceCheck:
         elif required:
             raise KeyError(name)
     return SourceCheck(**kwargs)
+
+
+def model_to_json(check: ModelCheck) -> dict[str, Any]:
+    """A model record as an object (unset values left out: most models carry half of them)."""
+    out = {}
+    for name, encode, _d, required in _MODEL:
+        value = getattr(check, name)
+        if required or value not in (None, ()):
+            out[name] = encode(value)
+    return out
+
+
+def model_from_json(raw: Mapping[str, Any]) -> ModelCheck:
+    kwargs = {}
+    for name, _e, decode, required in _MODEL:
+        if name in raw:
+            kwargs[name] = decode(raw[name])
+        elif required:
+            raise KeyError(name)
+    return ModelCheck(**kwargs)
 
 
 def check_to_row(check: SourceCheck) -> list[Any]:
@@ -147,6 +171,8 @@ def run_to_json(run: FreshnessRun, rows: bool = False) -> dict[str, Any]:
         out["check_fields"] = [name for name, *_ in _CHECK]
     out["checks"] = [one(c) for c in run.checks]
     out["unchecked"] = [one(c) for c in run.unchecked]
+    if run.models:
+        out["models"] = [model_to_json(m) for m in run.models]
     return out
 
 
@@ -166,4 +192,5 @@ def run_from_json(raw: Mapping[str, Any]) -> FreshnessRun:
         one = check_from_json
     kwargs["checks"] = tuple(one(c) for c in raw["checks"])
     kwargs["unchecked"] = tuple(one(c) for c in raw.get("unchecked", ()))
+    kwargs["models"] = tuple(model_from_json(m) for m in raw.get("models", ()))
     return FreshnessRun(**kwargs)

@@ -105,6 +105,11 @@ class ArtifactOptions:
     allow_stale: bool = False
     #: Push an artifact whose run is not newer than what the gateway holds.
     force: bool = False
+    #: A ``run_results.json`` whose model, seed and snapshot builds are pushed too.
+    run_results: Path | None = None
+    #: ``run_results`` was found (written by ``run``'s COMMAND), not named by the user: one that
+    #: reports no build (``dbt test``, ``dbt docs generate``) is left out instead of refused.
+    run_results_found: bool = False
 
 
 @dataclass(frozen=True)

@@ -13,13 +13,18 @@ Panels:
 - Age trend of every selected source, and age relative to its ``error_after``.
 - A status table: one line per source with status, age, thresholds, the time left until its
   warn and error deadlines (negative: late for that long; business calendars included), and owner.
+- Models (always there: the model series exist for every model a reported run built): models per
+  last build status (and "not built": a threshold but no build), the failed and skipped ones with
+  the time of that attempt, time since the last successful build and its ratio to the model's
+  error_after (else warn_after), build durations, and the data age ``dbt freshness`` (dbt Fusion)
+  finds. One line per model, from the :mod:`dbt_prom_bridge.nodes` series: no per-model panel.
 - One stat panel per source, grouped in one row per dbt source, showing the data's age with
   that source's own ``warn_after`` / ``error_after`` as colour thresholds.
 
 Template variables: datasource, project, target, source_name, and one per ``meta_labels`` key
-(``owner`` by default). Every label value that comes from dbt is written into PromQL through
-:func:`promql_string`, so a hostile source name can neither break the query nor be expanded by
-Grafana as a ``$variable``.
+(``owner`` by default); the model panels follow all of them but source_name. Every label value
+that comes from dbt is written into PromQL through :func:`promql_string`, so a hostile source
+name can neither break the query nor be expanded by Grafana as a ``$variable``.
 """
 
 from __future__ import annotations
@@ -27,10 +32,12 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import string
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
+from dbt_prom_bridge import nodes
 from dbt_prom_bridge.calendar import Calendar, calendar_from_meta
 from dbt_prom_bridge.config import DEFAULT_JOB, format_duration
 from dbt_prom_bridge.errors import UsageError
@@ -50,7 +57,6 @@ from dbt_prom_bridge.exposition import (
     WARN_DEADLINE,
 )
 from dbt_prom_bridge.model import (
-    STATUSES,
     Manifest,
     SourceDef,
     Status,
@@ -67,10 +73,25 @@ STATUS_COLOURS: Mapping[str, str] = {
     Status.NOT_RUN.value: "text",
     "no data": "dark-red",
 }
+#: Colours of the model build states (``dbt_model_build_status``) and of "not built" (a model
+#: declares a threshold and no build of it was reported: DbtModelNotBuilt).
+BUILD_COLOURS: Mapping[str, str] = {
+    nodes.BuildStatus.SUCCESS.value: "green",
+    nodes.BuildStatus.ERROR.value: "red",
+    nodes.BuildStatus.SKIPPED.value: "orange",
+    "not built": "text",
+}
 #: Above this many sources, the per-source rows start collapsed (Grafana then queries a row's
 #: panels only when it is opened).
 COLLAPSE_ABOVE = 24
 SOURCE_KEYS = ("project", "target", "source_name", "table_name")
+#: What tells two models apart in the series (one record per ``model`` label per project/target).
+MODEL_KEYS = ("project", "target", "model")
+SOURCE_LEGEND = "{{source_name}}.{{table_name}} ({{target}})"
+MODEL_LEGEND = "{{model}} ({{target}})"
+#: Which template variables filter a selector: the run-level series (project, target), the
+#: per-source ones (also source_name and the meta labels), the per-model ones (also the meta labels).
+Scope = Literal["run", "source", "model"]
 
 
 @dataclass(frozen=True)
@@ -171,6 +192,9 @@ class _Builder:
         self.manifest = manifest
         self.opts = opts
         self.meta_labels = validate_meta_labels(opts.meta_labels)
+        #: A meta key named like a model label (``model``, ``package``...) cannot be a meta label
+        #: of the model series (nodes.validate_model_meta_labels): it filters the sources only.
+        self.model_meta_labels = tuple(k for k in self.meta_labels if k not in nodes.MODEL_LABELS)
         self.project = opts.project or manifest_project(manifest)
         self.sources = freshness_sources(manifest)
         #: Business calendars by unique_id (a wrong one is a CalendarError, exit 2).
@@ -184,13 +208,16 @@ class _Builder:
 
     # --- selectors -----------------------------------------------------------------------------
 
-    def selector(self, *, per_source: bool = True) -> str:
-        """Label matchers of the template variables (``{project=~"$project",...}``)."""
+    def selector(self, scope: Scope = "source", *matchers: str) -> str:
+        """Label matchers of the template variables (``{project=~"$project",...}``) that apply to
+        the series of ``scope``, then ``matchers`` (e.g. ``status!="success"``)."""
         parts = ['project=~"$project"', 'target=~"$target"']
-        if per_source:
+        if scope == "source":
             parts.append('source_name=~"$source_name"')
             parts += [f'{key}=~"${key}"' for key in self.meta_labels]
-        return "{" + ", ".join(parts) + "}"
+        elif scope == "model":
+            parts += [f'{key}=~"${key}"' for key in self.model_meta_labels]
+        return "{" + ", ".join((*parts, *matchers)) + "}"
 
     def source_selector(self, source: SourceDef) -> str:
         return (
@@ -258,6 +285,119 @@ class _Builder:
             .reduce_options(cb.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
         )
 
+    def colour_by_name(self, panel: Any, colours: Mapping[str, str]) -> Any:
+        """``panel`` with each series named like a key of ``colours`` (a status) in its colour."""
+        panel = panel.color_scheme(
+            self.db.FieldColor().mode(self.dm.FieldColorModeId.FIXED).fixed_color("green")
+        )
+        for name, colour in colours.items():
+            panel = panel.override_by_name(
+                name,
+                [self.dm.DynamicConfigValue(id_val="color", value={"mode": "fixed", "fixedColor": colour})],
+            )
+        return panel
+
+    def status_cells(self, colours: Mapping[str, str]) -> list[Any]:
+        """Overrides of a table's ``status`` column: each state on its colour."""
+        from grafana_foundation_sdk.models import common as cm
+
+        return [
+            self.dm.DynamicConfigValue(
+                id_val="custom.cellOptions", value={"type": cm.TableCellDisplayMode.COLOR_BACKGROUND.value}
+            ),
+            self.dm.DynamicConfigValue(
+                id_val="mappings", value=[self.value_map({s: (s, c) for s, c in colours.items()})]
+            ),
+        ]
+
+    def series(
+        self,
+        title: str,
+        description: str,
+        expr: str,
+        *,
+        span: int,
+        unit: str,
+        legend: str = SOURCE_LEGEND,
+    ) -> Any:
+        """A time series panel of one line per source (or model: ``legend``), with its last value
+        in a table legend."""
+        from grafana_foundation_sdk.builders import common as cb
+        from grafana_foundation_sdk.builders import timeseries
+        from grafana_foundation_sdk.models import common as cm
+
+        return (
+            timeseries.Panel()
+            .id(self.panel_id())
+            .title(title)
+            .description(description)
+            .datasource(self.datasource)
+            .height(8)
+            .span(span)
+            .with_target(self.query(expr, "A", legend))
+            .unit(unit)
+            .legend(
+                cb.VizLegendOptions()
+                .display_mode(cm.LegendDisplayMode.TABLE)
+                .placement(cm.LegendPlacement.BOTTOM)
+                .show_legend(True)
+                .calcs(["lastNotNull"])
+            )
+        )
+
+    def ratio_series(self, title: str, description: str, expr: str, *, legend: str = SOURCE_LEGEND) -> Any:
+        """A :meth:`series` of a ratio to a threshold, with a red line at 100%."""
+        from grafana_foundation_sdk.builders import common as cb
+        from grafana_foundation_sdk.models import common as cm
+
+        return (
+            self.series(title, description, expr, span=12, unit="percentunit", legend=legend)
+            .thresholds(self.thresholds([(None, "green"), (1, "red")]))
+            .thresholds_style(cb.GraphThresholdsStyleConfig().mode(cm.GraphTresholdsStyleMode.LINE))
+        )
+
+    def merged_table(
+        self,
+        title: str,
+        description: str,
+        key_expr: str,
+        keep: Sequence[str],
+        columns: Sequence[tuple[str, str]],
+        *,
+        height: int,
+    ) -> Any:
+        """A table of one line per series of ``key_expr`` (query A: its labels ``keep`` and its
+        ``status`` are the first columns), then one column per ``(name, expr)`` of ``columns``
+        (queries B, C...), joined on their labels by Grafana's merge transformation."""
+        from grafana_foundation_sdk.builders import table
+
+        refs = string.ascii_uppercase[1 : len(columns) + 1]
+        values = [f"Value #{ref}" for ref in refs]
+        order = (*keep, "status", *values)
+        organize = self.dm.DataTransformerConfig(
+            id_val="organize",
+            options={
+                "excludeByName": {"Time": True, "Value #A": True},
+                "includeByName": dict.fromkeys(order, True),
+                "indexByName": {name: i for i, name in enumerate(order)},
+                "renameByName": {value: name for value, (name, _) in zip(values, columns, strict=True)},
+            },
+        )
+        panel = (
+            table.Panel()
+            .id(self.panel_id())
+            .title(title)
+            .description(description)
+            .datasource(self.datasource)
+            .height(height)
+            .with_target(self.query(key_expr, "A", instant=True, table=True))
+        )
+        for ref, (_, expr) in zip(refs, columns, strict=True):
+            panel = panel.with_target(self.query(expr, ref, instant=True, table=True))
+        return panel.with_transformation(
+            self.dm.DataTransformerConfig(id_val="merge", options={})
+        ).with_transformation(organize)
+
     # --- sections ------------------------------------------------------------------------------
 
     def overview(self, board: Any) -> None:
@@ -273,7 +413,7 @@ class _Builder:
             )
             .with_target(
                 self.query(
-                    f"sum by (status) ({SOURCES}{self.selector(per_source=False)})",
+                    f"sum by (status) ({SOURCES}{self.selector('run')})",
                     "A",
                     "{{status}}",
                     instant=True,
@@ -288,20 +428,10 @@ class _Builder:
                     instant=True,
                 )
             )
-            .color_scheme(self.db.FieldColor().mode(self.dm.FieldColorModeId.FIXED).fixed_color("green"))
         )
-        for status in (*(s.value for s in STATUSES), "no data"):
-            counts = counts.override_by_name(
-                status,
-                [
-                    self.dm.DynamicConfigValue(
-                        id_val="color", value={"mode": "fixed", "fixedColor": STATUS_COLOURS[status]}
-                    )
-                ],
-            )
-        board.with_panel(counts)
+        board.with_panel(self.colour_by_name(counts, STATUS_COLOURS))
 
-        run_sel = self.selector(per_source=False)
+        run_sel = self.selector("run")
         last_run = (
             self.stat(
                 "Last run",
@@ -409,39 +539,11 @@ class _Builder:
         )
         board.with_panel(check_time)
 
-    def source_series(self, title: str, description: str, expr: str, *, span: int, unit: str) -> Any:
-        """A time series panel of one line per source, with its last value in a table legend."""
-        from grafana_foundation_sdk.builders import common as cb
-        from grafana_foundation_sdk.builders import timeseries
-        from grafana_foundation_sdk.models import common as cm
-
-        return (
-            timeseries.Panel()
-            .id(self.panel_id())
-            .title(title)
-            .description(description)
-            .datasource(self.datasource)
-            .height(8)
-            .span(span)
-            .with_target(self.query(expr, "A", "{{source_name}}.{{table_name}} ({{target}})"))
-            .unit(unit)
-            .legend(
-                cb.VizLegendOptions()
-                .display_mode(cm.LegendDisplayMode.TABLE)
-                .placement(cm.LegendPlacement.BOTTOM)
-                .show_legend(True)
-                .calcs(["lastNotNull"])
-            )
-        )
-
     def trends(self, board: Any) -> None:
-        from grafana_foundation_sdk.builders import common as cb
-        from grafana_foundation_sdk.models import common as cm
-
         board.with_row(self.db.Row("Trends").id(self.panel_id()))
         sel = self.selector()
         board.with_panel(
-            self.source_series(
+            self.series(
                 "Data age",
                 "Age of the newest row of each source: time() - max_loaded_at. It grows between "
                 "loads even when no run happens.",
@@ -451,19 +553,15 @@ class _Builder:
             )
         )
         board.with_panel(
-            self.source_series(
+            self.ratio_series(
                 "Age / error_after",
                 "Data age as a fraction of each source's error_after: 100% is where "
                 "DbtSourceFreshnessError fires. Sources without error_after are not shown.",
                 f"(time() - {MAX_LOADED_AT}{sel}) / {ERROR_AFTER}{sel}",
-                span=12,
-                unit="percentunit",
             )
-            .thresholds(self.thresholds([(None, "green"), (1, "red")]))
-            .thresholds_style(cb.GraphThresholdsStyleConfig().mode(cm.GraphTresholdsStyleMode.LINE))
         )
         board.with_panel(
-            self.source_series(
+            self.series(
                 "Since last check",
                 "Time since each source was last checked by a run (a source a partial schedule leaves "
                 "out keeps its last values, and this grows): DbtSourceFreshnessNotChecked fires when "
@@ -500,13 +598,12 @@ class _Builder:
         )
         for title, description, expr in panels:
             board.with_panel(
-                self.source_series(title, description, expr, span=12, unit="percentunit").thresholds(
+                self.series(title, description, expr, span=12, unit="percentunit").thresholds(
                     self.thresholds([(None, "red"), (0, "green")])
                 )
             )
 
     def status_table(self, board: Any) -> None:
-        from grafana_foundation_sdk.builders import table
         from grafana_foundation_sdk.models import common as cm
 
         board.with_row(self.db.Row("Status").id(self.panel_id()))
@@ -517,23 +614,6 @@ class _Builder:
             '"status", "no data", "", "")'
             f" or {on} ({STATUS}{sel} == 1)"
         )
-        keep = [*SOURCE_KEYS, *self.meta_labels]
-        values = ("Value #B", "Value #C", "Value #D", "Value #E", "Value #F")
-        organize = self.dm.DataTransformerConfig(
-            id_val="organize",
-            options={
-                "excludeByName": {"Time": True, "Value #A": True},
-                "includeByName": dict.fromkeys((*keep, "status", *values), True),
-                "indexByName": {name: i for i, name in enumerate((*keep, "status", *values))},
-                "renameByName": {
-                    "Value #B": "age",
-                    "Value #C": "warn_after",
-                    "Value #D": "error_after",
-                    "Value #E": "until warn",
-                    "Value #F": "until error",
-                },
-            },
-        )
         until = [
             self.dm.DynamicConfigValue(id_val="unit", value="s"),
             self.dm.DynamicConfigValue(
@@ -543,37 +623,28 @@ class _Builder:
                 id_val="thresholds", value=self.thresholds([(None, "red"), (0, "green")]).build()
             ),
         ]
-        status_colour = self.dm.DynamicConfigValue(
-            id_val="custom.cellOptions", value={"type": cm.TableCellDisplayMode.COLOR_BACKGROUND.value}
-        )
-        status_map = self.dm.DynamicConfigValue(
-            id_val="mappings",
-            value=[self.value_map({s: (s, STATUS_COLOURS[s]) for s in STATUS_COLOURS})],
-        )
         seconds = [self.dm.DynamicConfigValue(id_val="unit", value="s")]
         panel = (
-            table.Panel()
-            .id(self.panel_id())
-            .title("Sources")
-            .description(
+            self.merged_table(
+                "Sources",
                 "One line per source in the last run: status ('no data' when the table is empty or "
                 "its filter matches nothing), current data age, dbt's effective thresholds, and the "
                 "time left until its warn and error deadlines (negative: late for that long). A "
                 "deadline counts the source's age on its business calendar when it has one, so a "
-                "source can be older than its threshold and still on time over a weekend."
+                "source can be older than its threshold and still on time over a weekend.",
+                status_expr,
+                [*SOURCE_KEYS, *self.meta_labels],
+                [
+                    ("age", f"time() - {MAX_LOADED_AT}{sel}"),
+                    ("warn_after", f"{WARN_AFTER}{sel}"),
+                    ("error_after", f"{ERROR_AFTER}{sel}"),
+                    ("until warn", f"{WARN_DEADLINE}{sel} - time()"),
+                    ("until error", f"{ERROR_DEADLINE}{sel} - time()"),
+                ],
+                height=10,
             )
-            .datasource(self.datasource)
-            .height(10)
             .span(24)
-            .with_target(self.query(status_expr, "A", instant=True, table=True))
-            .with_target(self.query(f"time() - {MAX_LOADED_AT}{sel}", "B", instant=True, table=True))
-            .with_target(self.query(f"{WARN_AFTER}{sel}", "C", instant=True, table=True))
-            .with_target(self.query(f"{ERROR_AFTER}{sel}", "D", instant=True, table=True))
-            .with_target(self.query(f"{WARN_DEADLINE}{sel} - time()", "E", instant=True, table=True))
-            .with_target(self.query(f"{ERROR_DEADLINE}{sel} - time()", "F", instant=True, table=True))
-            .with_transformation(self.dm.DataTransformerConfig(id_val="merge", options={}))
-            .with_transformation(organize)
-            .override_by_name("status", [status_colour, status_map])
+            .override_by_name("status", self.status_cells(STATUS_COLOURS))
             .override_by_name("age", seconds)
             .override_by_name("warn_after", seconds)
             .override_by_name("error_after", seconds)
@@ -582,6 +653,110 @@ class _Builder:
             .no_value("no sources in the last run")
         )
         board.with_panel(panel)
+
+    def models(self, board: Any) -> None:
+        """Model builds (``dbt build``/``run``/``seed``/``snapshot``) and ``dbt freshness`` of models:
+        the :mod:`dbt_prom_bridge.nodes` series, filtered by project, target and the meta labels."""
+        board.with_row(self.db.Row("Models").id(self.panel_id()))
+        sel = self.selector("model")
+        on = "on(" + ", ".join(MODEL_KEYS) + ")"
+        #: The model's error_after where it declares one, else its warn_after (or build_after).
+        threshold = f"({nodes.ERROR_AFTER}{sel} or {nodes.WARN_AFTER}{sel})"
+        counts = (
+            self.stat(
+                "Models by build status",
+                "How many models, seeds and snapshots of the selected projects/targets ended their "
+                "last build in each state (dbt's error and partial success count as error, no-op as "
+                "skipped). 'not built' counts models that declare a threshold and that no reported run "
+                "built (DbtModelNotBuilt).",
+                8,
+                8,
+            )
+            .with_target(
+                self.query(f"sum by (status) ({nodes.BUILD_STATUS}{sel})", "A", "{{status}}", instant=True)
+            )
+            .with_target(
+                self.query(
+                    f"label_replace(count({threshold} unless {on} {nodes.BUILT_AT}{sel}) or vector(0), "
+                    '"status", "not built", "", "")',
+                    "B",
+                    "{{status}}",
+                    instant=True,
+                )
+            )
+        )
+        board.with_panel(self.colour_by_name(counts, BUILD_COLOURS))
+
+        not_success = self.selector("model", f"status!={promql_string(nodes.BuildStatus.SUCCESS.value)}")
+        failed = f"({nodes.BUILD_STATUS}{not_success} == 1)"
+        table = (
+            self.merged_table(
+                "Failed and skipped models",
+                "Models whose last build failed (error, or partial success of a microbatch model) or was "
+                "skipped (an upstream model failed, or no-op): when that attempt ended and how long ago "
+                "the model last built successfully (empty: never seen succeeding). The relation still "
+                "serves the data of that last success.",
+                failed,
+                [*MODEL_KEYS, "schema", "resource_type", *self.model_meta_labels],
+                [
+                    ("attempted at", f"1000 * {nodes.BUILT_AT}{sel} and {on} {failed}"),
+                    ("since last success", f"time() - {nodes.LAST_SUCCESS}{sel} and {on} {failed}"),
+                ],
+                height=8,
+            )
+            .span(16)
+            .override_by_name("status", self.status_cells(BUILD_COLOURS))
+            .override_by_name(
+                "attempted at", [self.dm.DynamicConfigValue(id_val="unit", value="dateTimeAsIso")]
+            )
+            .override_by_name("since last success", [self.dm.DynamicConfigValue(id_val="unit", value="s")])
+            .no_value("no failed or skipped model")
+        )
+        board.with_panel(table)
+
+        board.with_panel(
+            self.series(
+                "Since last successful build",
+                "Time since each model last built successfully: time() - last_success. It grows while "
+                "the model's builds fail, are skipped or stop running.",
+                f"time() - {nodes.LAST_SUCCESS}{sel}",
+                span=12,
+                unit="s",
+                legend=MODEL_LEGEND,
+            )
+        )
+        board.with_panel(
+            self.ratio_series(
+                "Build age / threshold",
+                "Time since the last successful build as a fraction of the model's error_after, or of "
+                "its warn_after (build_after) when it declares no error_after: 100% is where "
+                "DbtModelBuildLate fires (critical with error_after, warning with warn_after only). Models "
+                "without a threshold are not shown.",
+                f"(time() - {nodes.LAST_SUCCESS}{sel}) / {threshold}",
+                legend=MODEL_LEGEND,
+            )
+        )
+        board.with_panel(
+            self.series(
+                "Build duration",
+                "Time dbt spent on each model's last build (none while its last build is a skip).",
+                f"{nodes.BUILD_DURATION}{sel}",
+                span=12,
+                unit="s",
+                legend=MODEL_LEGEND,
+            )
+        )
+        board.with_panel(
+            self.series(
+                "Model data age",
+                "Age of the newest row of each model that `dbt freshness` (dbt Fusion) checks: "
+                "time() - max_loaded_at. Empty unless dbt freshness runs.",
+                f"time() - {nodes.MAX_LOADED_AT}{sel}",
+                span=12,
+                unit="s",
+                legend=MODEL_LEGEND,
+            )
+        )
 
     def per_source(self, board: Any) -> None:
         collapsed = len(self.sources) > COLLAPSE_ABOVE
@@ -692,7 +867,8 @@ class _Builder:
             self.db.Dashboard(self.opts.title)
             .uid(self.opts.uid or default_uid(self.project))
             .description(
-                f"dbt source freshness of project {self.project}, generated by dbt-prom-bridge from the "
+                f"dbt source freshness and model builds of project {self.project}, generated by "
+                "dbt-prom-bridge from the "
                 "dbt manifest (thresholds as declared in dbt). Regenerate with `dbt-prom dashboard`."
             )
             .tags(["dbt", "freshness", "dbt-prom-bridge"])
@@ -709,13 +885,14 @@ class _Builder:
             .enable(True)
             .hide(False)
             .icon_color("rgba(0, 211, 255, 1)")
-            .expr(f"changes({RUN_TIMESTAMP}{self.selector(per_source=False)}[2m]) > 0")
+            .expr(f"changes({RUN_TIMESTAMP}{self.selector('run')}[2m]) > 0")
         )
         self.variables(board)
         self.overview(board)
         self.trends(board)
         self.slos(board)
         self.status_table(board)
+        self.models(board)
         self.per_source(board)
         doc: dict[str, Any] = json.loads(json.dumps(board.build(), cls=JSONEncoder))
         return doc

@@ -50,6 +50,10 @@ class ArtifactError(DbtPromError):
     exit_code = ExitCode.INPUT
 
 
+class StaleArtifactError(ArtifactError):
+    """An artifact older than ``--max-artifact-age``."""
+
+
 class ThresholdError(DbtPromError):
     """A freshness threshold that cannot be expressed as a metric or alert rule."""
 

@@ -155,6 +155,10 @@ def iter_families(
             if rows:
                 yield Family(name, label_names, rows)
     del values
+    if run.models:
+        from dbt_prom_bridge.model_metrics import families_of_models  # imports this module
+
+        yield from families_of_models(run.project, run.target, run.meta_labels, run.models, wanted)
     for fam in _run_families(run):
         if wanted is None or fam.name in wanted:
             yield fam
@@ -201,6 +205,9 @@ def _run_families(run: FreshnessRun) -> list[Family]:
     """
     run_values = (run.project, run.target)
     fams: list[Family] = []
+    if not run.sources_checked:
+        # Only model results so far: no source freshness run to report on.
+        return [_build_info(run)]
     if run.generated_at is not None:
         fams.append(Family(RUN_TIMESTAMP, RUN_LABELS, [(run_values, run.generated_at)]))
     if run.elapsed is not None:
@@ -215,14 +222,16 @@ def _run_families(run: FreshnessRun) -> list[Family]:
                 [((*run_values, s.value), float(counts[s])) for s in STATUSES],
             )
         )
-    fams.append(
-        Family(
-            BUILD_INFO,
-            (*RUN_LABELS, "version", "dbt_version"),
-            [((*run_values, __version__, run.dbt_version or ""), 1.0)],
-        )
-    )
+    fams.append(_build_info(run))
     return fams
+
+
+def _build_info(run: FreshnessRun) -> Family:
+    return Family(
+        BUILD_INFO,
+        (*RUN_LABELS, "version", "dbt_version"),
+        [((run.project, run.target, __version__, run.dbt_version or ""), 1.0)],
+    )
 
 
 def escape_label_value(value: str) -> str:
@@ -383,8 +392,11 @@ def held_from_series(
 ) -> FreshnessRun | None:
     """What a destination holds for ``project``/``target``, rebuilt from its series (the
     inverse of :func:`families`, as far as series carry it); None when it holds nothing."""
+    from dbt_prom_bridge.model_metrics import models_from_series  # imports this module
+
     mine = [s for s in series if s[1].get("project", "") == project and s[1].get("target", "") == target]
-    if not any(name in PER_SOURCE_METRICS or name in _RUN_LEVEL for name, _l, _v in mine):
+    models = models_from_series(mine, meta_labels)
+    if not models and not any(name in PER_SOURCE_METRICS or name in _RUN_LEVEL for name, _l, _v in mine):
         return None
     checks = checks_from_series(mine, meta_labels)
     run_level: dict[str, float] = {}
@@ -403,6 +415,8 @@ def held_from_series(
         success=run_level.get(RUN_SUCCESS, 1.0) == 1.0,
         dbt_version=dbt_version,
         meta_labels=tuple(meta_labels),
+        models=models,
+        sources_checked=RUN_SUCCESS in run_level or bool(checks),
     )
 
 

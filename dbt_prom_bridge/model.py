@@ -12,10 +12,13 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from dbt_prom_bridge.calendar import Calendar, calendar_from_meta, deadlines, verdict_at
 from dbt_prom_bridge.errors import ArtifactError, ThresholdError, UsageError
+
+if TYPE_CHECKING:  # nodes imports this module
+    from dbt_prom_bridge.nodes import ModelCheck
 
 PERIOD_SECONDS: Mapping[str, int] = {"minute": 60, "hour": 3600, "day": 86400}
 
@@ -241,7 +244,8 @@ class SourcesArtifact:
     elapsed_time: float | None
     results: tuple[FreshnessResult, ...]
     path: str | None = None
-    #: Entries skipped because they are not sources (Fusion freshness.json covers models too).
+    #: Entries skipped because they are not sources (Fusion freshness.json covers models too:
+    #: :func:`dbt_prom_bridge.api.load_run` reads them as models).
     skipped_non_sources: int = 0
     #: What the reader noticed and the user should hear (e.g. a duplicate unique_id).
     warnings: tuple[str, ...] = ()
@@ -371,6 +375,12 @@ class FreshnessRun:
     #: True when the run knows every source the project declares (it had the manifest): held
     #: sources it neither checked nor declares were removed from the project.
     complete: bool = False
+    #: Models, seeds and snapshots the run reports (``run_results.json``, ``freshness.json``):
+    #: the same newest-wins record per model (:func:`dbt_prom_bridge.nodes.merge_models`).
+    models: tuple[ModelCheck, ...] = ()
+    #: False for a run that checked no source freshness at all (only model results, e.g. the
+    #: artifacts of a ``dbt build``): the source run-level series are left as they were.
+    sources_checked: bool = True
 
     def counts(self) -> dict[Status, int]:
         out = dict.fromkeys(STATUSES, 0)
@@ -527,11 +537,6 @@ def build_run(
             meta_values=tuple(meta_map.get(k, "") for k in meta_keys),
             meta=sdef.meta,
             calendar=calendar_from_meta(sdef.meta, f"{sdef.source_name}.{sdef.table_name}"),
-        )
-    if artifact.skipped_non_sources:
-        warnings.append(
-            f"{artifact.skipped_non_sources} non-source freshness result(s) (models) ignored: "
-            "the metric contract covers sources"
         )
     ordered = _one_per_name(checks.values(), project, warnings)
     checked = {c.key for c in ordered}

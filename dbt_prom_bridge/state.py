@@ -23,8 +23,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
 from dbt_prom_bridge.model import FreshnessRun, SourceCheck, Status, meta_get
+from dbt_prom_bridge.nodes import ModelCheck, merge_models
 
 #: How far in the future a held check time may lie before it is treated as corrupt (clock skew
 #: between hosts). A held time beyond it would block every later check of that source forever.
@@ -53,14 +55,21 @@ class Merged:
     kept: int = 0
     #: The run-level series changed (newer run, or a failed run).
     run_level_changed: bool = False
+    #: Models whose record this run changed (a newer build or freshness check, or new to the
+    #: destination), by their ``model`` label.
+    models_updated: tuple[str, ...] = ()
 
     @property
     def changed(self) -> bool:
-        return bool(self.updated or self.removed or self.run_level_changed)
+        return bool(self.updated or self.removed or self.run_level_changed or self.models_updated)
 
 
-def relabel(check: SourceCheck, meta_labels: tuple[str, ...], old_labels: tuple[str, ...]) -> SourceCheck:
-    """``check`` with ``meta_values`` for ``meta_labels`` (from its meta, else its old values)."""
+_Record = TypeVar("_Record", SourceCheck, ModelCheck)
+
+
+def relabel(check: _Record, meta_labels: tuple[str, ...], old_labels: tuple[str, ...]) -> _Record:
+    """``check`` (a source or model record) with ``meta_values`` for ``meta_labels`` (from its
+    meta, else its old values)."""
     if meta_labels == old_labels:
         return check
     old = dict(zip(old_labels, check.meta_values, strict=False))
@@ -83,8 +92,35 @@ def _with_labels_of(held: SourceCheck, declared: SourceCheck) -> SourceCheck:
     )
 
 
+def _merge_models(
+    held: FreshnessRun | None, run: FreshnessRun
+) -> tuple[tuple[ModelCheck, ...], tuple[str, ...]]:
+    """The held models updated with the run's (newest build and newest freshness check of each
+    model win; models the run does not report are kept) and the models that changed."""
+    if held is None or not held.models:
+        ordered = merge_models((), run.models)
+        return ordered, tuple(m.key for m in ordered)
+    before = {m.key: relabel(m, run.meta_labels, held.meta_labels) for m in held.models}
+    if not run.models:
+        return tuple(before.values()), ()
+    merged = merge_models(before.values(), run.models)
+    return merged, tuple(m.key for m in merged if _differs(before.get(m.key), m))
+
+
+def _differs(old: ModelCheck | None, new: ModelCheck) -> bool:
+    """Whether a model's record changed beyond when its configuration was last seen."""
+    return old is None or replace(old, seen_at=new.seen_at) != new
+
+
 def _newer_run(held: FreshnessRun, run: FreshnessRun) -> bool:
     """Whether ``run``'s run-level values replace ``held``'s."""
+    if not run.sources_checked:
+        # Model results only: the source freshness run-level series are not this run's to change.
+        return not held.sources_checked and (
+            held.generated_at is None or (run.generated_at or 0.0) > held.generated_at
+        )
+    if not held.sources_checked:
+        return True
     if not run.success:
         return True
     if held.generated_at is None or run.generated_at is None:
@@ -145,9 +181,10 @@ def merge(
             updated.append(key)
 
     checks = tuple(sorted(out.values(), key=lambda c: (c.source_name, c.table_name, c.unique_id)))
+    models, models_updated = _merge_models(held, run)
     base = run if held is None or _newer_run(held, run) else held
     run_level_changed = held is None or (base is run and _run_level(held) != _run_level(run))
-    if held is not None and not run.success:
+    if held is not None and not run.success and run.sources_checked:
         # dbt could not run: run_success drops to 0; the last good run's times stay.
         base = replace(
             held,
@@ -165,6 +202,8 @@ def merge(
         complete=False,
         warnings=run.warnings,
         partial=False,
+        models=models,
+        sources_checked=run.sources_checked or (held is not None and held.sources_checked),
     )
     return Merged(
         state=state,
@@ -173,6 +212,7 @@ def merge(
         removed=tuple(removed),
         kept=kept,
         run_level_changed=run_level_changed,
+        models_updated=models_updated,
     )
 
 
@@ -182,7 +222,14 @@ def initial(run: FreshnessRun) -> FreshnessRun:
 
 
 def _run_level(run: FreshnessRun) -> tuple[object, ...]:
-    return (run.generated_at, run.elapsed, run.success, run.dbt_version, run.invocation_id)
+    return (
+        run.generated_at,
+        run.elapsed,
+        run.success,
+        run.dbt_version,
+        run.invocation_id,
+        run.sources_checked,
+    )
 
 
 def join(views: Iterable[FreshnessRun | None]) -> FreshnessRun | None:

@@ -8,8 +8,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from dbt_prom_bridge.artifacts import human_duration
-from dbt_prom_bridge.codec import check_to_json
+from dbt_prom_bridge.codec import check_to_json, model_to_json
 from dbt_prom_bridge.model import STATUSES, FreshnessRun, SourceCheck, Status
+from dbt_prom_bridge.nodes import BUILD_STATUSES, BuildStatus
 from dbt_prom_bridge.redact import printable
 
 if TYPE_CHECKING:
@@ -95,6 +96,8 @@ def table(
     beyond the limit are left out and a line says how many and how to see all (100,000 rows on
     stderr help nobody). Runtime errors are followed by dbt's reason, one line per source.
     """
+    if not run.sources_checked and not run.checks:
+        return "\n".join(model_lines(run))
     t = now()
     checks: tuple[SourceCheck, ...] | list[SourceCheck] = run.checks
     hidden = 0
@@ -135,7 +138,33 @@ def table(
     total = ", ".join(f"{counts[s]} {s.value}" for s in STATUSES if counts[s])
     where = f"{run.project}/{run.target}" if run.project else run.target
     lines.append(f"{len(run.checks)} sources in {where}: {total or 'none'}")
-    return "\n".join(lines)
+    return "\n".join([*lines, *model_lines(run)])
+
+
+def model_lines(run: FreshnessRun) -> list[str]:
+    """The models of ``run`` for the table: those whose last build did not succeed, one line
+    each, then a one-line total (nothing when the run carries no models)."""
+    if not run.models:
+        return []
+    lines = []
+    for m in run.models:
+        if m.build_status is not None and m.build_status is not BuildStatus.SUCCESS:
+            reason = f": {printable(m.message)}" if m.message else ""
+            lines.append(printable(f"{m.resource_type} {m.model}: {m.build_status.value}") + reason)
+    counts = model_counts(run)
+    total = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+    where = f"{run.project}/{run.target}" if run.project else run.target
+    lines.append(f"{len(run.models)} models in {where}: {total or 'none built yet'}")
+    return lines
+
+
+def model_counts(run: FreshnessRun) -> dict[str, int]:
+    """Models by the outcome of their last build (``not_built``: configured, never seen built)."""
+    out = {s.value: 0 for s in BUILD_STATUSES}
+    out["not_built"] = 0
+    for m in run.models:
+        out[m.build_status.value if m.build_status is not None else "not_built"] += 1
+    return out
 
 
 def as_dict(run: FreshnessRun, now: Callable[[], float] = time.time) -> dict[str, Any]:
@@ -155,6 +184,9 @@ def as_dict(run: FreshnessRun, now: Callable[[], float] = time.time) -> dict[str
         "error": run.error,
         "warnings": list(run.warnings),
         "sources": [_source(c, run, t) for c in run.checks],
+        "sources_checked": run.sources_checked,
+        "model_counts": model_counts(run),
+        "models": [model_to_json(m) for m in run.models],
     }
 
 
@@ -188,9 +220,10 @@ def delivered_line(run: FreshnessRun, done: Delivered, of: str = "") -> str:
         )
     merged = done.merged
     if not done.pushed:
+        models = f" and {len(run.models)} models" if run.models else ""
         return (
             f"nothing{whose} to push to {done.url}: it already holds the same or newer checks of all "
-            f"{len(merged.not_newer)} sources of this run"
+            f"{len(merged.not_newer)} sources{models} of this run"
         )
     parts = []
     if merged.not_newer:
@@ -200,4 +233,5 @@ def delivered_line(run: FreshnessRun, done: Delivered, of: str = "") -> str:
     if merged.removed:
         parts.append(f"{len(merged.removed)} no longer in the project dropped")
     more = f" ({', '.join(parts)})" if parts else ""
-    return f"pushed {len(merged.updated)} sources{whose} to {done.url}{more}"
+    models = f" and {len(merged.models_updated)} models" if merged.models_updated else ""
+    return f"pushed {len(merged.updated)} sources{models}{whose} to {done.url}{more}"

@@ -74,7 +74,8 @@ def load_manifest(dbt: DbtOptions, manifest: Path | None, artifacts_dir: Path | 
 )
 def command(**kw: Any) -> None:
     """Generate a Grafana dashboard from the dbt manifest: per-source age with that source's
-    warn_after/error_after as colour thresholds, age trends, a status table and run/push health.
+    warn_after/error_after as colour thresholds, age trends, a status table, run/push health, and
+    a Models row (build status, failed and skipped models, time since the last successful build).
 
     Template variables: datasource, project, target, source_name and each --meta-label key
     (default: owner). Output is deterministic: commit it and gate drift with --check.
@@ -94,6 +95,7 @@ def command(**kw: Any) -> None:
         warn(warning)
     if not dashboard.freshness_sources(manifest):
         warn(
-            "no source in the manifest has freshness configured; the dashboard has only the run-level panels"
+            "no source in the manifest has freshness configured; the dashboard has only the run-level "
+            "and model panels"
         )
     write_or_check([(kw["out"], dashboard.render(manifest, opts))], kw["check"], command="dbt-prom dashboard")

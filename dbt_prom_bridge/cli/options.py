@@ -171,6 +171,19 @@ artifact_options = _stack(
 )
 
 
+run_results_option = click.option(
+    "--run-results",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="DBT_PROM_RUN_RESULTS",
+    metavar="FILE",
+    help=env_help(
+        "Also push the model, seed and snapshot builds of this run_results.json (from dbt "
+        "build/run/seed/snapshot). With --no-run and no fresh sources.json, only the models are pushed.",
+        "DBT_PROM_RUN_RESULTS",
+    ),
+)
+
+
 def artifact_config(kw: dict[str, Any]) -> ArtifactOptions:
     """The artifact options; refuses artifact files a dbt run would ignore (without --no-run)."""
     art = ArtifactOptions(
@@ -181,6 +194,7 @@ def artifact_config(kw: dict[str, Any]) -> ArtifactOptions:
         max_artifact_age=kw.pop("max_artifact_age"),
         allow_stale=kw.pop("allow_stale_artifact"),
         force=kw.pop("force", False),
+        run_results=kw.pop("run_results", None),
     )
     for flag, given in (("--sources-json", art.sources_json), ("--manifest", art.manifest)):
         if given is not None and not art.no_run:

@@ -24,6 +24,7 @@ from dbt_prom_bridge.cli.options import (
     meta_labels,
     remote_write_config,
     remote_write_options,
+    run_results_option,
     spill_dir,
     wants_colour,
     warn,
@@ -133,6 +134,7 @@ def deliver(run: FreshnessRun, delivery: DeliveryOptions, art: ArtifactOptions, 
 @click.command("push", epilog=EXIT_CODES_HELP)
 @dbt_options
 @artifact_options
+@run_results_option
 @cloud_options.cloud_options()
 @gateway_options
 @remote_write_options

@@ -17,9 +17,11 @@ Exit code precedence (first that applies):
 
 from __future__ import annotations
 
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 from types import FrameType
@@ -45,7 +47,7 @@ from dbt_prom_bridge.cli.options import (
     warn,
 )
 from dbt_prom_bridge.cli.push import deliver, delivery_config, gate, on_event, report
-from dbt_prom_bridge.config import DbtOptions, RunOptions
+from dbt_prom_bridge.config import ArtifactOptions, DbtOptions, DeliveryOptions, RunOptions
 from dbt_prom_bridge.errors import DbtPromError, PushError, UsageError
 from dbt_prom_bridge.model import FailOn
 
@@ -150,6 +152,13 @@ def run_wrapped(command: list[str]) -> int:
     is_flag=True,
     help="Exit 0 instead of 4 when the wrapped command succeeded but the push failed.",
 )
+@click.option(
+    "--models/--no-models",
+    default=True,
+    show_default=True,
+    help="Also push the model, seed and snapshot builds of the run_results.json COMMAND writes "
+    "(dbt build/run/seed/snapshot).",
+)
 @meta_label_option
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED, metavar="-- COMMAND [ARGS]...")
 def command(**kw: Any) -> None:
@@ -172,10 +181,42 @@ def command(**kw: Any) -> None:
     opts = RunOptions(meta_labels=meta_labels(kw), fail_on=FailOn(kw.pop("fail_on")))
     delivery = delivery_config(kw, dbt, gateway, remote)
     ignore_push_failure = kw.pop("ignore_push_failure")
+    results_path = api.run_results_path(dbt, art) if kw.pop("models") else None
 
     writes_sources = art.no_run and runs_freshness(wrapped)
     before = api.sources_json_stamp(dbt, art) if writes_sources else None
+    results_before = api.file_stamp(results_path) if results_path is not None else None
     code = run_wrapped(wrapped)
+    if results_path is not None and api.file_stamp(results_path) in (None, results_before):
+        results_path = None  # COMMAND wrote no run_results.json (or could not run): no model news
+    with tempfile.TemporaryDirectory(prefix="dbt-prom-run-") as keep:
+        if results_path is not None:
+            # The in-process freshness run that follows may write the target dir again.
+            results_path = Path(shutil.copy2(results_path, Path(keep) / "run_results.json"))
+        _push_after(
+            code,
+            wrapped,
+            dbt,
+            replace(art, run_results=results_path, run_results_found=True),
+            opts,
+            delivery,
+            writes_sources,
+            before,
+            ignore_push_failure,
+        )
+
+
+def _push_after(
+    code: int,
+    wrapped: list[str],
+    dbt: DbtOptions,
+    art: ArtifactOptions,
+    opts: RunOptions,
+    delivery: DeliveryOptions,
+    writes_sources: bool,
+    before: tuple[int, int, int] | None,
+    ignore_push_failure: bool,
+) -> None:
     if code > 128 and code - 128 in (signal.SIGINT, signal.SIGTERM):
         click.echo(f"dbt-prom: {wrapped[0]} was interrupted; nothing pushed", err=True)
         sys.exit(code)

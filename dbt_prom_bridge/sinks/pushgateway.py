@@ -50,6 +50,7 @@ from dbt_prom_bridge.exposition import (
     iter_text,
 )
 from dbt_prom_bridge.model import SOURCE_LABELS, FreshnessRun, validate_grouping_key
+from dbt_prom_bridge.nodes import MODEL_LABELS, PER_MODEL_METRICS
 from dbt_prom_bridge.redact import redact_url
 from dbt_prom_bridge.sinks.base import Delivered
 from dbt_prom_bridge.sinks.http import HttpClient
@@ -184,9 +185,11 @@ def read_group(
 ) -> tuple[FreshnessRun | None, float | None]:
     """What ``group`` holds in a ``/metrics`` stream, as a held state (None when it holds no
     dbt-prom data), and its revision. Only this group's lines are parsed."""
-    names = {n.encode() for n in (*PER_SOURCE_METRICS, *_RUN_LEVEL, STATE_REVISION)}
+    names = {n.encode() for n in (*PER_SOURCE_METRICS, *PER_MODEL_METRICS, *_RUN_LEVEL, STATE_REVISION)}
     needles = [f'{k}="{escape_label_value(v)}"'.encode() for k, v in group.items()]
-    allowed = frozenset(("instance", "status", "version", "dbt_version", *SOURCE_LABELS, *run.meta_labels))
+    allowed = frozenset(
+        ("instance", "status", "version", "dbt_version", *SOURCE_LABELS, *MODEL_LABELS, *run.meta_labels)
+    )
     series: list[tuple[str, dict[str, str], float]] = []
     revision = None
     for line in iter_lines(stream):

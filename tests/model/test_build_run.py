@@ -331,7 +331,7 @@ def test_meta_label_values_follow_the_requested_keys() -> None:
     assert run.checks[0].meta_values == ("t1", "source-team", "")
 
 
-def test_models_in_a_fusion_freshness_file_are_skipped_with_a_warning() -> None:
+def test_models_in_a_fusion_freshness_file_are_left_to_the_model_reader() -> None:
     art = parse_sources(
         {
             "metadata": {"dbt_schema_version": "https://schemas.getdbt.com/dbt/freshness/v0.json"},
@@ -343,7 +343,7 @@ def test_models_in_a_fusion_freshness_file_are_skipped_with_a_warning() -> None:
     )
     run = build_run(art, None, CTX)
     assert [c.unique_id for c in run.checks] == ["source.shop.a.b"]
-    assert any("1 non-source freshness result(s) (models) ignored" in w for w in run.warnings)
+    assert art.skipped_non_sources == 1 and not run.models  # api.load_run reads them as models
 
 
 def test_the_root_project_wins_a_name_clash_between_packages() -> None:
