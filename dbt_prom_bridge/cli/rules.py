@@ -23,6 +23,7 @@ from dbt_prom_bridge.cli.options import (
 from dbt_prom_bridge.config import DEFAULT_JOB, DbtOptions, format_duration
 from dbt_prom_bridge.errors import UsageError
 from dbt_prom_bridge.model import Manifest, manifest_project
+from dbt_prom_bridge.nodes import ModelDef
 
 
 def load_manifests(
@@ -34,6 +35,17 @@ def load_manifests(
     if found:
         return found
     return [api.project_manifest(dbt)]
+
+
+def manifest_models(manifests: list[Manifest]) -> list[list[ModelDef]]:
+    """Per manifest, the models, seeds and snapshots of its manifest.json (a manifest parsed
+    in-process is the one ``dbt parse`` wrote in the target directory)."""
+    from dbt_prom_bridge.model_artifacts import read_manifest_models
+
+    return [
+        list(read_manifest_models(Path(m.path)).models.values()) if m.path is not None else []
+        for m in manifests
+    ]
 
 
 @dataclass(frozen=True)
@@ -264,14 +276,23 @@ def _nonempty(ctx: click.Context, param: click.Parameter, value: str | None) -> 
     help="Exit 2 on a threshold that cannot become a rule (count <= 0, unknown period) instead of "
     "warning and skipping it.",
 )
+@click.option(
+    "--models/--no-models",
+    default=True,
+    show_default=True,
+    help="Also the model alerts (DbtModelBuildLate, DbtModelBuildFailed, DbtModelNotBuilt; runbooks: "
+    "docs/models.md) of the manifest's models, seeds and snapshots, in the same --mode "
+    "(per-source: per-model), with their promtool tests.",
+)
 def command(**kw: Any) -> None:
     """Generate Prometheus alert rules from the freshness thresholds declared in dbt.
 
     Alerts: DbtSourceFreshnessWarn, DbtSourceFreshnessError, DbtSourceNoData,
     DbtSourceFreshnessRuntimeError, DbtSourceFreshnessNotRun, DbtSourceFreshnessNotChecked,
     DbtSourceLaterThanUsual, DbtSourceFreshnessBudgetBurn, DbtFreshnessRunFailed,
-    DbtFreshnessBridgeStale, DbtFreshnessPushFailing (runbooks: docs/alerts.md). Ages are
-    computed in PromQL from the pushed max_loaded_at, so alerts fire even when pushes stop.
+    DbtFreshnessBridgeStale, DbtFreshnessPushFailing (runbooks: docs/alerts.md); for the models,
+    seeds and snapshots: DbtModelBuildLate, DbtModelBuildFailed, DbtModelNotBuilt (docs/models.md).
+    Ages are computed in PromQL from the pushed timestamps, so alerts fire even when pushes stop.
     Push with the same --meta-label keys. Output is deterministic: commit it and gate drift with
     --check.
     """
@@ -298,6 +319,7 @@ def command(**kw: Any) -> None:
         usual_window=kw["usual_window"],
         usual_floor=kw["usual_floor"],
         slo=kw["slo"],
+        models=kw["models"],
     ).validated()
     outputs = rules.Outputs(
         out=kw["out"],
@@ -333,7 +355,8 @@ def command(**kw: Any) -> None:
         loaded = Loaded(manifests, [None] * len(manifests), [])
     for note in loaded.notes:
         click.echo(f"dbt-prom: {note}", err=True)
-    generated = rules.generate(loaded.manifests, opts, outputs, inputs, loaded.meta_labels)
+    models = manifest_models(loaded.manifests) if opts.models else None
+    generated = rules.generate(loaded.manifests, opts, outputs, inputs, loaded.meta_labels, models)
     for warning in generated.warnings:
         warn(warning)
     write_or_check(
@@ -343,8 +366,9 @@ def command(**kw: Any) -> None:
         out_flags="--out PATH (or --out-dir)",
     )
     if not kw["check"] and any(f.path is not None for f in generated.files):
+        models_text = f" and {generated.model_count} models" if generated.model_count else ""
         click.echo(
-            f"dbt-prom: {generated.rule_count} rules for {generated.source_count} sources "
+            f"dbt-prom: {generated.rule_count} rules for {generated.source_count} sources{models_text} "
             f"({opts.mode.value} mode, for {format_duration(opts.for_seconds)})",
             err=True,
         )

@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import os
 import shlex
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from dbt_prom_bridge.config import format_duration
-from dbt_prom_bridge.errors import UsageError
-from dbt_prom_bridge.model import Manifest
+from dbt_prom_bridge.errors import ThresholdError, UsageError
+from dbt_prom_bridge.model import Manifest, manifest_project
+from dbt_prom_bridge.model_rules import own_models
+from dbt_prom_bridge.nodes import ModelDef
 from dbt_prom_bridge.rules.build import groups
 from dbt_prom_bridge.rules.catalogue import literal_state_rules
+from dbt_prom_bridge.rules.models import ProjectModels, model_groups, model_options, model_tests
 from dbt_prom_bridge.rules.options import Inputs, Outputs, RulesOptions, SplitBy
 from dbt_prom_bridge.rules.rule import Group
 from dbt_prom_bridge.rules.selection import ProjectSources, plan
@@ -39,6 +42,8 @@ class Generated:
     warnings: tuple[str, ...]
     rule_count: int
     source_count: int
+    #: Models, seeds and snapshots whose project got the model rules.
+    model_count: int = 0
 
 
 def _arg(value: str) -> str:
@@ -122,6 +127,8 @@ def command_line(inputs: Inputs, opts: RulesOptions, outputs: Outputs) -> str:
         add("--slo", f"{opts.slo:g}")
     if opts.strict:
         args.append("--strict")
+    if not opts.models:
+        args.append("--no-models")
     if outputs.split_by is not SplitBy.NONE:
         add("--split-by", outputs.split_by.value)
     for flag, where in (
@@ -136,18 +143,24 @@ def command_line(inputs: Inputs, opts: RulesOptions, outputs: Outputs) -> str:
 
 
 def render_rules(
-    project_groups: Sequence[Group], opts: RulesOptions, command: str, projects: Sequence[ProjectSources]
+    project_groups: Sequence[Group],
+    opts: RulesOptions,
+    command: str,
+    projects: Sequence[ProjectSources],
+    models: int = 0,
 ) -> str:
     sources = sum(len(p.sources) for p in projects)
     names = ", ".join(p.project for p in projects)
     rule_count = sum(len(g.rules) for g in project_groups)
+    counted = f"{sources} source(s), {models} model(s)" if models else f"{sources} source(s)"
     head = [
         HEADER[2:],
         f"Regenerate with: {command}",
         "",
         f"Prometheus alert rules ({opts.mode.value} mode) from the freshness thresholds declared in dbt: "
-        f"project {names}, {sources} source(s), {rule_count} rule(s).",
-        "Runbooks: docs/alerts.md of dbt-prom-bridge (each alert's runbook_url annotation).",
+        f"project {names}, {counted}, {rule_count} rule(s).",
+        "Runbooks: docs/alerts.md of dbt-prom-bridge (each alert's runbook_url annotation)"
+        + ("; the model alerts': docs/models.md." if models else "."),
     ]
     return render_template("rules.yml.j2", header=header(head), groups=project_groups)
 
@@ -161,27 +174,73 @@ def _file_name(project: str) -> str:
     return safe.strip(".") or "project"
 
 
+def project_models(
+    manifests: Sequence[Manifest],
+    models: Sequence[Sequence[ModelDef]],
+    opts: RulesOptions,
+    meta_labels: Sequence[tuple[str, ...] | None] | None = None,
+) -> dict[str, ProjectModels]:
+    """Per project label, the models its manifest declares (projects without any left out)."""
+    overrides = list(meta_labels) if meta_labels is not None else [None] * len(manifests)
+    out: dict[str, ProjectModels] = {}
+    for manifest, declared, own_meta in zip(manifests, models, overrides, strict=True):
+        if declared:
+            package = manifest_project(manifest)
+            project = opts.project if opts.project is not None else package
+            out[project] = ProjectModels(project, package, tuple(declared), own_meta)
+    return out
+
+
+def _model_warnings(found: Mapping[str, ProjectModels], opts: RulesOptions) -> list[str]:
+    problems = [
+        f"{project.project}: model {mdef.model}: {problem}"
+        for project in found.values()
+        for mdef in own_models(project.models, model_options(project, opts))
+        for problem in mdef.threshold_problems
+    ]
+    if problems and opts.strict:
+        raise ThresholdError(
+            f"{problems[0]} (and {len(problems) - 1} more)" if len(problems) > 1 else problems[0]
+        )
+    return problems
+
+
 def generate(
     manifests: Sequence[Manifest],
     opts: RulesOptions,
     outputs: Outputs = STDOUT,
     inputs: Inputs = NO_INPUTS,
     meta_labels: Sequence[tuple[str, ...] | None] | None = None,
+    models: Sequence[Sequence[ModelDef]] | None = None,
 ) -> Generated:
     """Rules (and promtool tests) for ``manifests``, as texts keyed by where they go (pure).
 
     ``meta_labels``: per manifest, its own ``--meta-label`` keys (a projects file's entries).
+    ``models``: per manifest, its models, seeds and snapshots (``read_manifest_models``): with
+    ``opts.models``, their alerts join each project's rules (not in a --select/--exclude file).
     """
     opts = opts.validated()
     outputs = outputs.validated()
     the_plan = plan(manifests, opts, meta_labels)
     command = command_line(inputs, opts, outputs)
     warnings = list(the_plan.warnings)
+    found: dict[str, ProjectModels] = {}
+    if opts.models and models is not None:
+        if len(models) != len(manifests):
+            raise UsageError("one list of models per manifest")
+        found = project_models(manifests, models, opts, meta_labels)
     if literal_state_rules(opts):
         warnings.append(
             "later-than-usual and SLO rules cover a whole project, so a --select/--exclude file leaves "
             "them out: generate them in the project's file without a selection"
         )
+        if found:
+            warnings.append(
+                "model rules cover a whole project, so a --select/--exclude file leaves them out: "
+                "generate them in the project's file without a selection"
+            )
+            found = {}
+    warnings.extend(_model_warnings(found, opts))
     files: list[GeneratedFile] = []
     rule_count = 0
 
@@ -201,11 +260,20 @@ def generate(
     else:
         batches.append((outputs.out, outputs.tests, the_plan.projects))
 
+    model_count = 0
     for rules_path, tests_path, projects in batches:
-        project_groups = [g for p in projects for g in groups(p, opts)]
+        mine = [found[p.project] for p in projects if p.project in found]
+        project_groups = [
+            *(g for p in projects for g in groups(p, opts)),
+            *(g for m in mine for g in model_groups(m, opts)),
+        ]
         rule_count += sum(len(g.rules) for g in project_groups)
+        models_here = sum(len(m.models) for m in mine)
+        model_count += models_here
         files.append(
-            GeneratedFile(rules_path, render_rules(project_groups, opts, command, projects), "rules")
+            GeneratedFile(
+                rules_path, render_rules(project_groups, opts, command, projects, models_here), "rules"
+            )
         )
         if tests_path is not None:
             assert rules_path is not None
@@ -215,7 +283,12 @@ def generate(
                     "with a glob, it will try to load the test file as rules; keep tests in a subdirectory"
                 )
             text = render_tests(
-                projects, opts, _relative(rules_path, tests_path.parent), command, rules_path.name
+                projects,
+                opts,
+                _relative(rules_path, tests_path.parent),
+                command,
+                rules_path.name,
+                {m.project: model_tests(m, opts) for m in mine},
             )
             files.append(GeneratedFile(tests_path, text, "tests"))
-    return Generated(tuple(files), tuple(warnings), rule_count, the_plan.source_count)
+    return Generated(tuple(files), tuple(warnings), rule_count, the_plan.source_count, model_count)

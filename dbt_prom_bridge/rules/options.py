@@ -76,6 +76,8 @@ class RulesOptions:
     usual_floor: float = 900.0
     #: Freshness objective of every source without ``meta.dbt_prom.slo`` (None: only those with one).
     slo: float | None = None
+    #: Also the model alerts (DbtModelBuildLate/Failed, DbtModelNotBuilt) of the manifests' models.
+    models: bool = True
 
     def validated(self) -> RulesOptions:
         """Check what flags alone can get wrong; returns self."""

@@ -899,13 +899,21 @@ def eval_interval(opts: RulesOptions) -> int:
 
 
 def render_tests(
-    projects: Sequence[ProjectSources], opts: RulesOptions, rule_file: str, command: str, rules_name: str
+    projects: Sequence[ProjectSources],
+    opts: RulesOptions,
+    rule_file: str,
+    command: str,
+    rules_name: str,
+    extra: Mapping[str, Sequence[TestGroup]] | None = None,
 ) -> str:
-    """The promtool test file for the rules of ``projects`` (``rule_file``: relative to the test file)."""
+    """The promtool test file for the rules of ``projects`` (``rule_file``: relative to the test file).
+
+    ``extra``: per project, more scenarios (the model alerts), after that project's own."""
     groups: list[TestGroup] = []
     names = [p.project for p in projects]
     for project in projects:
         groups.extend(Builder(project, opts, [n for n in names if n != project.project]).all())
+        groups.extend((extra or {}).get(project.project, ()))
     checks = sum(len(g.checks) for g in groups)
     head = [
         HEADER[2:],

@@ -13,6 +13,8 @@ import pytest
 from dbt_prom_bridge import rules
 from dbt_prom_bridge.artifacts import read_manifest
 from dbt_prom_bridge.model import Manifest, SourceDef, Threshold
+from dbt_prom_bridge.model_artifacts import read_manifest_models
+from dbt_prom_bridge.nodes import ModelDef
 from dbt_prom_bridge.rules import Generated
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,6 +47,11 @@ SIX_HOURS = Threshold(6, "hour")
 
 def sample_manifest() -> Manifest:
     return read_manifest(SAMPLE_MANIFEST)
+
+
+def sample_models() -> list[list[ModelDef]]:
+    """The models of the sample manifest (one list: the ``models`` argument of ``rules.generate``)."""
+    return [list(read_manifest_models(SAMPLE_MANIFEST).models.values())]
 
 
 def source(

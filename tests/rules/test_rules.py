@@ -30,6 +30,7 @@ from tests.rules.rulestools import (
     hostile_manifest,
     manifest_of,
     sample_manifest,
+    sample_models,
     source,
     write,
 )
@@ -48,7 +49,9 @@ def test_golden_sample_project(mode: Mode) -> None:
     """Both files of the sample project, byte for byte (paths relative, as in the repo)."""
     outputs = rules.Outputs(out=Path("rules") / f"{mode}.yml", tests=Path("rules/tests") / f"{mode}.test.yml")
     inputs = rules.Inputs(manifests=("tests/data/sample/manifest.json",))
-    generated = rules.generate([sample_manifest()], sample_opts(mode), outputs, inputs)
+    generated = rules.generate(
+        [sample_manifest()], sample_opts(mode), outputs, inputs, models=sample_models()
+    )
     for item in generated.files:
         assert item.path is not None
         golden = GOLDEN / item.path

@@ -19,6 +19,7 @@ from tests.rules.rulestools import (
     assert_check_rules,
     assert_test_rules,
     sample_manifest,
+    sample_models,
 )
 
 OPS_RULES = ROOT / "ops" / "prometheus" / "rules" / "dbt_freshness.yml"
@@ -49,6 +50,7 @@ def test_stdout_by_default(capsys: pytest.CaptureFixture[str]) -> None:
             [sample_manifest()],
             RulesOptions(meta_labels=SAMPLE_META),
             inputs=rules.Inputs(manifests=(str(SAMPLE_MANIFEST),)),
+            models=sample_models(),
         )
         .files[0]
         .text
@@ -63,7 +65,7 @@ def test_write_then_check_then_drift(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert code == 0, err
     assert stdout == ""
     assert f"wrote {out}" in err and f"wrote {tests}" in err
-    assert "rules for 12 sources (per-source mode, for 5m)" in err
+    assert "rules for 12 sources and 7 models (per-source mode, for 5m)" in err
 
     code, stdout, err = run_cli([*args, "--check"], capsys)
     assert (code, stdout) == (0, ""), err
@@ -97,6 +99,7 @@ def test_write_then_check_then_drift(tmp_path: Path, capsys: pytest.CaptureFixtu
             RulesOptions(meta_labels=SAMPLE_META),
             rules.Outputs(out=out, tests=tests),
             rules.Inputs(manifests=(str(SAMPLE_MANIFEST),)),
+            models=sample_models(),
         )
         .files[0]
         .text
@@ -194,6 +197,7 @@ def test_shipped_rules_match_the_committed_sample_manifest() -> None:
         RulesOptions(meta_labels=SAMPLE_META),
         outputs,
         rules.Inputs(project_dir="dbt_project"),
+        models=sample_models(),
     )
     for item, shipped in zip(generated.files, (OPS_RULES, OPS_TESTS), strict=True):
         assert item.text == shipped.read_text(encoding="utf-8"), f"{shipped} drifted: run `make rules`"
