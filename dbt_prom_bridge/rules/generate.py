@@ -12,10 +12,10 @@ from pathlib import Path
 from dbt_prom_bridge.config import format_duration
 from dbt_prom_bridge.errors import ThresholdError, UsageError
 from dbt_prom_bridge.model import Manifest, manifest_project
-from dbt_prom_bridge.model_rules import own_models
 from dbt_prom_bridge.nodes import ModelDef
 from dbt_prom_bridge.rules.build import groups
 from dbt_prom_bridge.rules.catalogue import literal_state_rules
+from dbt_prom_bridge.rules.model_rules import own_models
 from dbt_prom_bridge.rules.models import ProjectModels, model_groups, model_options, model_tests
 from dbt_prom_bridge.rules.options import Inputs, Outputs, RulesOptions, SplitBy
 from dbt_prom_bridge.rules.rule import Group

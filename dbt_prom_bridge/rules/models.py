@@ -1,4 +1,4 @@
-"""The model alerts in ``dbt-prom rules``: :mod:`dbt_prom_bridge.model_rules` with the command's
+"""The model alerts in ``dbt-prom rules``: :mod:`dbt_prom_bridge.rules.model_rules` with the command's
 options, as rule groups of the rule file, and the promtool scenarios proving them.
 
 Scenarios (the same test passes on per-model and dynamic rules), each checking every model
@@ -20,18 +20,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from dbt_prom_bridge.config import format_duration
-from dbt_prom_bridge.model_rules import (
-    BUILD_FAILED,
-    BUILD_LATE,
-    DEFAULT_GROUP,
-    DEFAULT_RUNBOOK_BASE_URL,
-    MODEL_ALERTS,
-    NOT_BUILT,
-    ModelRuleOptions,
-    model_annotations,
-    model_rule_groups,
-    own_models,
-)
 from dbt_prom_bridge.nodes import (
     BUILD_STATUS,
     BUILD_STATUSES,
@@ -44,6 +32,18 @@ from dbt_prom_bridge.nodes import (
     ModelDef,
 )
 from dbt_prom_bridge.rules import options as rules_options
+from dbt_prom_bridge.rules.model_rules import (
+    BUILD_FAILED,
+    BUILD_LATE,
+    DEFAULT_GROUP,
+    DEFAULT_RUNBOOK_BASE_URL,
+    MODEL_ALERTS,
+    NOT_BUILT,
+    ModelRuleOptions,
+    model_annotations,
+    model_rule_groups,
+    own_models,
+)
 from dbt_prom_bridge.rules.options import Mode, RulesOptions
 from dbt_prom_bridge.rules.render import PlainText
 from dbt_prom_bridge.rules.rule import Group, Rule

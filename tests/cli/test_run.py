@@ -101,7 +101,9 @@ def test_dbt_build_then_push_keeps_exit_code_and_inherits_project(
     )
     assert result.returncode == 0, result.stderr
     assert gateway_statuses(pushgateway) == EXPECTED_STATUS
-    assert f"pushed {len(EXPECTED_STATUS)} sources to" in result.stderr
+    # the build's two staging models, and the two models with thresholds no build has reached yet
+    assert f"pushed {len(EXPECTED_STATUS)} sources and 4 models to" in result.stderr, result.stderr
+    assert "4 models in dbt_prom_demo/dev: 2 success, 2 not_built" in result.stderr
 
 
 @pytest.mark.dbt

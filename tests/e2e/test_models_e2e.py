@@ -17,11 +17,9 @@ from typing import Any
 import pytest
 import yaml
 
-from dbt_prom_bridge.model_artifacts import read_manifest_models
-from dbt_prom_bridge.model_rules import MODES, ModelRuleOptions, model_rule_groups, render_model_rules
 from devtools import servers
 from tests.conftest import requires, scrape
-from tests.fixtures_dbt import PROJECT, TARGET, DbtProjectEnv
+from tests.fixtures_dbt import TARGET, DbtProjectEnv
 
 pytestmark = [pytest.mark.e2e, pytest.mark.dbt, requires("prometheus")]
 
@@ -75,12 +73,32 @@ def test_dbt_build_model_alerts_fire_in_prometheus(
     assert ("dbt_model_build_status", "hourly_revenue", "success") in held
     assert any(n == "dbt_source_freshness_status" for n, _m, _s in held), "freshness was checked too"
 
-    models = read_manifest_models(sample_project.manifest_json).models.values()
     rule_files = []
-    for mode in MODES:
-        opts = ModelRuleOptions(PROJECT, mode, for_="1s", meta_labels=("owner",))
-        path = tmp_path / f"models-{mode}.yml"
-        path.write_text(render_model_rules(model_rule_groups(models, opts)))
+    # the rule files a user generates: `dbt-prom rules`, sources and models
+    for mode in ("per-source", "dynamic"):
+        path = tmp_path / f"rules-{mode}.yml"
+        generated = subprocess.run(
+            [
+                str(dbt_prom),
+                "rules",
+                "--manifest",
+                str(sample_project.manifest_json),
+                "--mode",
+                mode,
+                "--for",
+                "1s",
+                "--meta-label",
+                "owner",
+                "--out",
+                str(path),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert generated.returncode == 0, generated.stderr
+        assert "DbtModelBuildFailed" in path.read_text()
         rule_files.append(str(path))
     config = tmp_path / "prom" / "prometheus.yml"
     config.parent.mkdir(parents=True)
@@ -117,8 +135,8 @@ def test_dbt_build_model_alerts_fire_in_prometheus(
         assert per_mode[0] == per_mode[1]
         assert per_mode[0]["model"] == "orders_enriched" and per_mode[0]["owner"] == "orders-data"
         assert per_mode[0]["severity"] == "warning" and per_mode[0]["target"] == TARGET
-        # built right now: nothing is late, nothing is configured-but-never-built
-        others = {a["labels"]["alertname"] for a in alerts(prometheus)} - {"DbtModelBuildFailed"}
-        assert others == set()
+        # built right now: no model is late, none is configured-but-never-built
+        names = {a["labels"]["alertname"] for a in alerts(prometheus)}
+        assert {n for n in names if n.startswith("DbtModel")} == {"DbtModelBuildFailed"}
     finally:
         prometheus.stop()

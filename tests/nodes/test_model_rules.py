@@ -16,13 +16,13 @@ import yaml
 
 from dbt_prom_bridge.errors import UsageError
 from dbt_prom_bridge.model_artifacts import read_manifest_models
-from dbt_prom_bridge.model_rules import (
+from dbt_prom_bridge.nodes import ModelDef
+from dbt_prom_bridge.rules.model_rules import (
     MODES,
     ModelRuleOptions,
     model_rule_groups,
     render_model_rules,
 )
-from dbt_prom_bridge.nodes import ModelDef
 from tests.conftest import requires
 from tests.nodes.support import MODELS
 

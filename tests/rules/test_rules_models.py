@@ -12,9 +12,9 @@ import pytest
 import yaml
 
 from dbt_prom_bridge import rules
-from dbt_prom_bridge.model_rules import BUILD_FAILED, BUILD_LATE, MODEL_ALERTS, NOT_BUILT
 from dbt_prom_bridge.nodes import ModelDef
 from dbt_prom_bridge.rules import Mode, RulesOptions
+from dbt_prom_bridge.rules.model_rules import BUILD_FAILED, BUILD_LATE, MODEL_ALERTS, NOT_BUILT
 from tests.conftest import requires
 from tests.fixtures_dbt import run_cli
 from tests.rules.rulestools import (
