@@ -210,3 +210,45 @@ def test_model_mistakes_are_refused(
     assert code == 2, err
     assert message in err and out == "", err
     assert "Traceback" not in err
+
+
+def test_a_fusion_freshness_json_brings_its_models(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.nodes.support import freshness_doc, freshness_entry, write
+
+    doc = freshness_doc(
+        [
+            freshness_entry("model.shop.orders_daily", "Warn", warn={"count": 1, "period": "hour"}),
+            freshness_entry("source.shop.raw.orders", "Pass", resource_type="source"),
+        ]
+    )
+    path = write(tmp_path / "freshness.json", doc)
+    code, out, err = run_cli(
+        [
+            "push",
+            "--no-run",
+            "--dry-run",
+            "--sources-json",
+            str(path),
+            "--allow-stale-artifact",
+            "--project-dir",
+            str(tmp_path),
+            "--target",
+            "prod",
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    assert (
+        'dbt_source_freshness_status{project="shop",target="prod",source_name="raw",table_name="orders"'
+        in out
+    )
+    assert 'dbt_model_freshness_status{project="shop",target="prod",model="orders_daily"' in out
+    warn = [
+        line
+        for line in out.splitlines()
+        if line.startswith("dbt_model_freshness_status") and 'status="warn"' in line
+    ]
+    assert warn and warn[0].endswith(" 1"), out
+    assert "dbt_model_freshness_warn_after_seconds" in out and "ignored" not in err
