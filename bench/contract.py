@@ -72,11 +72,15 @@ def _series_file(directory: Path, out: Path) -> int:
     from dbt_prom_bridge.artifacts import read_manifest, read_sources
     from dbt_prom_bridge.exposition import HELP, families
     from dbt_prom_bridge.model import RunContext, build_run
+    from dbt_prom_bridge.state import initial
 
-    run = build_run(
-        read_sources(directory / "sources.json"),
-        read_manifest(directory / "manifest.json"),
-        RunContext(target="default"),
+    # what a first push holds: the checks and the manifest's not_run sources (as --dry-run prints)
+    run = initial(
+        build_run(
+            read_sources(directory / "sources.json"),
+            read_manifest(directory / "manifest.json"),
+            RunContext(target="default"),
+        )
     )
     series = [
         (fam.name, list(fam.label_names), list(values), value)
