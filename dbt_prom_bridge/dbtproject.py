@@ -21,11 +21,23 @@ class ProjectInfo:
     target_path: str
 
 
+#: Parsed YAML files by (path, modification time, size): one command asks several times.
+_YAML: dict[tuple[str, int, int], Any] = {}
+
+
 def _load_yaml(path: Path) -> Any:
+    """The parsed file (None when absent or not YAML); parsed once while it stays unchanged.
+    The document is shared: callers only read it."""
     import yaml
 
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        st = path.stat()
+        key = (str(path.resolve()), st.st_mtime_ns, st.st_size)
+        if key not in _YAML:
+            if len(_YAML) > 64:
+                _YAML.clear()
+            _YAML[key] = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return _YAML[key]
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return None
 

@@ -87,6 +87,9 @@ def _with_labels_of(held: SourceCheck, declared: SourceCheck) -> SourceCheck:
         identifier=declared.identifier,
         meta=declared.meta,
         meta_values=declared.meta_values,
+        # series do not carry the calendar: a source read back from a gateway gets it from the
+        # manifest again (its deadlines, which the verdict reads, are in the series)
+        calendar=held.calendar or declared.calendar,
         warn_after=declared.warn_after if held.status is Status.NOT_RUN else held.warn_after,
         error_after=declared.error_after if held.status is Status.NOT_RUN else held.error_after,
     )

@@ -141,3 +141,23 @@ def test_initial_is_the_run_on_an_empty_destination() -> None:
     placeholder = replace(check("src", "z"), status=Status.NOT_RUN, checked_at=None)
     state = initial(run(at=T0, unchecked=(placeholder,)))
     assert [c.key for c in state.checks][-1] == ("src", "z") and len(state.checks) == 4
+
+
+def test_a_held_source_read_back_from_series_gets_its_calendar_from_the_manifest() -> None:
+    from dbt_prom_bridge.calendar import parse_calendar
+    from dbt_prom_bridge.exposition import held_from_series, render
+    from tests.state.test_models_state import series
+
+    cal = parse_calendar({"days": "mon-fri", "timezone": "America/New_York"}, "src.a")
+    first = run(T0)
+    with_cal = replace(first, checks=tuple(replace(c, calendar=cal) for c in first.checks))
+    back = held_from_series(series(render(initial(with_cal))), "shop", "dev", ())
+    assert back is not None and all(c.calendar is None for c in back.checks)  # not in series
+    # a later run checking only src.a, with the manifest declaring the others (and their calendar)
+    later = replace(
+        run(T0 + 60, tables=("a",)),
+        unchecked=tuple(replace(c, calendar=cal) for c in with_cal.checks if c.table_name != "a"),
+        complete=True,
+    )
+    merged = merge(back, later).state
+    assert {c.table_name: c.calendar for c in merged.checks if c.table_name != "a"} == {"b": cal, "c": cal}
