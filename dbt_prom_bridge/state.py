@@ -126,10 +126,9 @@ def _in_series(check: ModelCheck) -> ModelCheck:
 def _newer_run(held: FreshnessRun, run: FreshnessRun) -> bool:
     """Whether ``run``'s run-level values replace ``held``'s."""
     if not run.sources_checked:
-        # Model results only: the source freshness run-level series are not this run's to change.
-        return not held.sources_checked and (
-            held.generated_at is None or (run.generated_at or 0.0) > held.generated_at
-        )
+        # Model results only: the source freshness run-level series are not this run's to change
+        # (a destination holding only models renders none of them but build_info).
+        return False
     if not held.sources_checked:
         return True
     if not run.success:

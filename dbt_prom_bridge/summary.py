@@ -220,10 +220,11 @@ def delivered_line(run: FreshnessRun, done: Delivered, of: str = "") -> str:
         )
     merged = done.merged
     if not done.pushed:
-        models = f" and {len(run.models)} models" if run.models else ""
+        what = [f"{len(merged.not_newer)} sources"] if run.sources_checked else []
+        what += [f"{len(run.models)} models"] if run.models else []
         return (
             f"nothing{whose} to push to {done.url}: it already holds the same or newer checks of all "
-            f"{len(merged.not_newer)} sources{models} of this run"
+            f"{' and '.join(what) or '0 sources'} of this run"
         )
     parts = []
     if merged.not_newer:

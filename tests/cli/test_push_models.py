@@ -252,3 +252,26 @@ def test_a_fusion_freshness_json_brings_its_models(
     ]
     assert warn and warn[0].endswith(" 1"), out
     assert "dbt_model_freshness_warn_after_seconds" in out and "ignored" not in err
+
+
+def test_a_textfile_holds_models_and_sources_newest_wins(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    build = tmp_path / "build"
+    build.mkdir()
+    shutil.copyfile(MODELS / "manifest.json", build / "manifest.json")
+    results = run_results(build / "run_results.json", time.time() - 60)
+    textfile = tmp_path / "collector" / "dbt.prom"
+    textfile.parent.mkdir()
+    models = ["push", "--no-run", "--artifacts-dir", str(build), "--run-results", str(results)]
+    common = ["--textfile", str(textfile), "--target", "dev"]
+    code, _, err = run_cli([*models, *common], capsys)
+    assert code == 0 and "pushed 0 sources and 7 models" in err, err
+    code, _, err = run_cli([*models, *common], capsys)
+    assert code == 0 and "already holds the same or newer checks of all 7 models of this run" in err, err
+    sources = write_artifacts(tmp_path / "sources", time.time() - 30)
+    code, _, err = run_cli(["push", "--no-run", "--artifacts-dir", str(sources), *common], capsys)
+    assert code == 0, err
+    text = textfile.read_text()
+    assert 'dbt_model_build_status{project="dbt_prom_demo",target="dev",model="orders_enriched"' in text
+    assert "dbt_source_freshness_run_success" in text and "dbt_source_freshness_status" in text
