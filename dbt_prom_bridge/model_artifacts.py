@@ -291,9 +291,10 @@ def parse_manifest_models(doc: Any, path: str | None = None) -> ManifestModels:
     if not isinstance(doc, Mapping):
         raise ArtifactError(f"{name} is not a dbt manifest.json (found a JSON {type(doc).__name__})")
     version = _check_manifest(doc, name)
-    nodes = doc.get("nodes")
+    # dbt always writes "nodes"; a trimmed manifest without it declares no models
+    nodes = doc.get("nodes", {})
     if not isinstance(nodes, Mapping):
-        raise ArtifactError(f"{name} has no 'nodes' map; the file is incomplete")
+        raise ArtifactError(f"{name}: 'nodes' is not a map; the file is incomplete")
     models: dict[str, ModelDef] = {}
     for uid, node in nodes.items():
         mdef = _node_entry(uid, node, name)
