@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-from dbt_prom_bridge import fastjson, jsonstream
+from dbt_prom_bridge import jsonstream
 from dbt_prom_bridge.errors import ArtifactError, StaleArtifactError, ThresholdError
 from dbt_prom_bridge.model import (
     FreshnessResult,
@@ -401,9 +401,6 @@ def read_sources(path: Path) -> SourcesArtifact:
 
 
 def _read_sources(path: Path) -> SourcesArtifact:
-    doc = fastjson.sources_doc(path)
-    if doc is not None:
-        return parse_sources(doc, str(path))
     try:
         return _stream_sources(path)
     except (jsonstream.Fallback, OSError, RecursionError):
@@ -620,12 +617,8 @@ def _source_def(uid: str, node: Mapping[str, Any], name: str) -> SourceDef:
 
 
 def read_manifest(path: Path) -> Manifest:
-    """Read a ``manifest.json``: only its metadata and sources; decoded whole by the fast reader
-    (:mod:`dbt_prom_bridge.fastjson`) up to its size limit, else streamed source by source (a
-    100,000-source manifest is ~230 MB of JSON), or read with ``json`` when the file is unusual."""
-    doc = fastjson.manifest_doc(path)
-    if doc is not None:
-        return parse_manifest(doc, str(path))
+    """Read a ``manifest.json``: only its metadata and sources, streamed source by source (a
+    100,000-source manifest is ~230 MB of JSON), or whole when the file is unusual."""
     try:
         return _stream_manifest(path)
     except (jsonstream.Fallback, OSError, RecursionError):
