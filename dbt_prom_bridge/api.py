@@ -313,6 +313,8 @@ def with_models(
         run,
         project=run.project or models.project,
         models=models.checks,
+        models_complete=found is not None,
+        declared_models=tuple(sorted({m.model for m in found.models.values()})) if found is not None else (),
         warnings=(*run.warnings, *models.warnings),
     )
 

@@ -381,6 +381,11 @@ class FreshnessRun:
     #: False for a run that checked no source freshness at all (only model results, e.g. the
     #: artifacts of a ``dbt build``): the source run-level series are left as they were.
     sources_checked: bool = True
+    #: True when the run had the manifest, so :attr:`declared_models` lists every model the project
+    #: declares now: held models not in it were removed from the project.
+    models_complete: bool = False
+    #: The ``model`` labels of every model, seed and snapshot the manifest declares.
+    declared_models: tuple[str, ...] = ()
 
     def counts(self) -> dict[Status, int]:
         out = dict.fromkeys(STATUSES, 0)

@@ -58,10 +58,18 @@ class Merged:
     #: Models whose record this run changed (a newer build or freshness check, or new to the
     #: destination), by their ``model`` label.
     models_updated: tuple[str, ...] = ()
+    #: Held models the run's manifest no longer declares (removed from the project).
+    models_removed: tuple[str, ...] = ()
 
     @property
     def changed(self) -> bool:
-        return bool(self.updated or self.removed or self.run_level_changed or self.models_updated)
+        return bool(
+            self.updated
+            or self.removed
+            or self.run_level_changed
+            or self.models_updated
+            or self.models_removed
+        )
 
 
 _Record = TypeVar("_Record", SourceCheck, ModelCheck)
@@ -97,17 +105,25 @@ def _with_labels_of(held: SourceCheck, declared: SourceCheck) -> SourceCheck:
 
 def _merge_models(
     held: FreshnessRun | None, run: FreshnessRun
-) -> tuple[tuple[ModelCheck, ...], tuple[str, ...]]:
+) -> tuple[tuple[ModelCheck, ...], tuple[str, ...], tuple[str, ...]]:
     """The held models updated with the run's (newest build and newest freshness check of each
-    model win; models the run does not report are kept) and the models that changed."""
+    model win; models the run does not report are kept unless its manifest no longer declares
+    them), the models that changed, and the models removed."""
     if held is None or not held.models:
         ordered = merge_models((), run.models)
-        return ordered, tuple(m.key for m in ordered)
+        return ordered, tuple(m.key for m in ordered), ()
     before = {m.key: relabel(m, run.meta_labels, held.meta_labels) for m in held.models}
+    removed: tuple[str, ...] = ()
+    if run.models_complete:
+        # the manifest no longer declares them: the only way a model's series go away
+        declared = set(run.declared_models) | {m.key for m in run.models}
+        removed = tuple(sorted(k for k in before if k not in declared))
+        for key in removed:
+            del before[key]
     if not run.models:
-        return tuple(before.values()), ()
+        return tuple(before.values()), (), removed
     merged = merge_models(before.values(), run.models)
-    return merged, tuple(m.key for m in merged if _differs(before.get(m.key), m))
+    return merged, tuple(m.key for m in merged if _differs(before.get(m.key), m)), removed
 
 
 def _differs(old: ModelCheck | None, new: ModelCheck) -> bool:
@@ -191,7 +207,7 @@ def merge(
             updated.append(key)
 
     checks = tuple(sorted(out.values(), key=lambda c: (c.source_name, c.table_name, c.unique_id)))
-    models, models_updated = _merge_models(held, run)
+    models, models_updated, models_removed = _merge_models(held, run)
     base = run if held is None or _newer_run(held, run) else held
     run_level_changed = held is None or (base is run and _run_level(held) != _run_level(run))
     if held is not None and not run.success and run.sources_checked:
@@ -214,6 +230,8 @@ def merge(
         partial=False,
         models=models,
         sources_checked=run.sources_checked or (held is not None and held.sources_checked),
+        models_complete=False,
+        declared_models=(),
     )
     return Merged(
         state=state,
@@ -223,6 +241,7 @@ def merge(
         kept=kept,
         run_level_changed=run_level_changed,
         models_updated=models_updated,
+        models_removed=models_removed,
     )
 
 

@@ -233,6 +233,8 @@ def delivered_line(run: FreshnessRun, done: Delivered, of: str = "") -> str:
         parts.append(f"{merged.kept} not in this run kept")
     if merged.removed:
         parts.append(f"{len(merged.removed)} no longer in the project dropped")
+    if merged.models_removed:
+        parts.append(f"{len(merged.models_removed)} models no longer in the project dropped")
     more = f" ({', '.join(parts)})" if parts else ""
     models = f" and {len(merged.models_updated)} models" if merged.models_updated else ""
     return f"pushed {len(merged.updated)} sources{models}{whose} to {done.url}{more}"

@@ -275,3 +275,26 @@ def test_a_textfile_holds_models_and_sources_newest_wins(
     text = textfile.read_text()
     assert 'dbt_model_build_status{project="dbt_prom_demo",target="dev",model="orders_enriched"' in text
     assert "dbt_source_freshness_run_success" in text and "dbt_source_freshness_status" in text
+
+
+def test_a_model_removed_from_the_project_leaves_the_group(
+    pushgateway: servers.Server, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    build = tmp_path / "build"
+    build.mkdir()
+    shutil.copyfile(MODELS / "manifest.json", build / "manifest.json")
+    common = ["--gateway", pushgateway.url, "--spill-dir", str(tmp_path / "spill"), "--target", "dev"]
+    first = run_results(build / "run_results.json", time.time() - 120)
+    args = ["push", "--no-run", "--artifacts-dir", str(build)]
+    code, _, err = run_cli([*args, "--run-results", str(first), *common], capsys)
+    assert code == 0, err
+    assert "orders_enriched_daily" in model_statuses(pushgateway.url)
+
+    manifest = json.loads((build / "manifest.json").read_text())
+    del manifest["nodes"]["model.dbt_prom_demo.orders_enriched_daily"]
+    (build / "manifest.json").write_text(json.dumps(manifest))
+    later = run_results(tmp_path / "later" / "run_results.json", time.time() - 60, only=["stg_orders"])
+    code, _, err = run_cli([*args, "--run-results", str(later), *common], capsys)
+    assert code == 0 and "1 models no longer in the project dropped" in err, err
+    held = model_statuses(pushgateway.url)
+    assert "orders_enriched_daily" not in held and set(held) == set(BUILT) - {"orders_enriched_daily"}

@@ -168,3 +168,20 @@ def test_models_come_back_from_their_series() -> None:
         series(render(state.initial(models_only(T0, model("x"))))), "shop", "dev", ()
     )
     assert models_back is not None and not models_back.sources_checked and len(models_back.models) == 1
+
+
+def test_a_model_the_manifest_no_longer_declares_is_removed() -> None:
+    held = state.merge(None, models_only(T0, model("orders"), model("old"))).state
+    # a build with the manifest: it declares orders and daily (old was deleted from the project)
+    later = replace(
+        models_only(T0 + 60, model("daily", built=T0 + 60)),
+        models_complete=True,
+        declared_models=("daily", "orders"),
+    )
+    merged = state.merge(held, later)
+    assert merged.models_removed == ("old",) and merged.changed
+    assert sorted(by_name(merged.state)) == ["daily", "orders"]
+    # without the manifest nothing is known about the others: kept
+    unknown = state.merge(held, models_only(T0 + 60, model("daily", built=T0 + 60)))
+    assert sorted(by_name(unknown.state)) == ["daily", "old", "orders"] and not unknown.models_removed
+    assert not merged.state.models_complete and not merged.state.declared_models  # run facts, not held
