@@ -2,7 +2,8 @@
 
 Runs any command (typically ``dbt build --select ...``) as a subprocess, then pushes source
 freshness exactly like ``dbt-prom push`` (an in-process ``dbt source freshness`` by default, or
-the artifacts with ``--no-run``), and exits with the wrapped command's exit code.
+the artifacts with ``--no-run``), with the model builds of the ``run_results.json`` the command
+wrote, and exits with the wrapped command's exit code.
 
 Exit code precedence (first that applies):
 
@@ -162,8 +163,9 @@ def run_wrapped(command: list[str]) -> int:
 @meta_label_option
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED, metavar="-- COMMAND [ARGS]...")
 def command(**kw: Any) -> None:
-    """Run COMMAND (e.g. `dbt build --select finance+`), then push source freshness, keeping
-    COMMAND's exit code. Use it as the post-run hook of any scheduler:
+    """Run COMMAND (e.g. `dbt build --select finance+`), then push source freshness and the
+    model builds COMMAND reported, keeping COMMAND's exit code. Use it as the post-run hook of any
+    scheduler:
 
     \b
         dbt-prom run --gateway http://pushgateway:9091 -- dbt build --select finance+
