@@ -8,9 +8,8 @@ a constant number of rules per project (plus one objective record per distinct o
   *peak*; the usual age is the largest peak of the window. The alert compares the current age
   with ``factor`` x that, once the recorded age has a window of history, never under the floor.
 - SLOs: a 0/1 indicator ``time() <= error deadline`` (the deadline series is calendar-aware, so
-  is the SLI) averaged over 5m directly; over 30m, 1h and 6h read once a minute, 1d from 24
-  hourly values and 7d/30d from daily values (subqueries), so a 6-hour ratio reads 361 values
-  and a 30-day one 31, however often Prometheus evaluates the rules.
+  is the SLI) averaged over 5m, 30m, 1h and 6h windows directly; 1d from 24 hourly values and
+  7d/30d from daily values (subqueries), so a 30-day ratio reads 30 samples, not 43,200.
   Multi-window multi-burn-rate alerts as Sloth generates them (14.4x over 1h and 5m, 6x over 6h
   and 30m), for every source with an objective.
 """
@@ -48,9 +47,6 @@ OBJECTIVE = "dbt_source_freshness:slo_objective"
 #: A load is detected when the age recorded in the last PEAK_RANGE seconds was higher than now:
 #: Prometheus must evaluate the rules at least twice in that time (every 2m30s or more often).
 PEAK_RANGE = 300
-#: The resolution of the 30m, 1h and 6h SLI ratios (seconds): they read the indicator at this
-#: step (subqueries), so their cost does not grow when Prometheus evaluates more often than that.
-SLI_RESOLUTION = 60
 #: The windows of the recorded SLI ratios.
 SLI_WINDOWS: tuple[str, ...] = ("5m", "30m", "1h", "6h", "1d", "7d", "30d")
 
@@ -129,12 +125,8 @@ def slo_rules(project: str, sources: Sequence[SourceDef], opts: RulesOptions) ->
     sel = matchers(project, opts)
     deadline = series(ERROR_DEADLINE, sel, opts)
     out: list[Rule | Record] = [record(WITHIN, f"{deadline} >= bool time()", project)]
-    out.append(record(sli_ratio("5m"), f"avg_over_time({WITHIN}{sel}[5m])", project))
-    step = format_duration(SLI_RESOLUTION)
-    for window in ("30m", "1h", "6h"):
-        # the indicator once a minute: a 6h ratio reads 361 values at any evaluation interval
-        ratio = f"avg_over_time({WITHIN}{sel}[{window}:{step}])"
-        out.append(record(sli_ratio(window), ratio, project))
+    for window in ("5m", "30m", "1h", "6h"):
+        out.append(record(sli_ratio(window), f"avg_over_time({WITHIN}{sel}[{window}])", project))
     out.append(record(sli_ratio("1d"), f"avg_over_time({sli_ratio('1h')}{sel}[1d:1h])", project))
     for window in ("7d", "30d"):
         out.append(record(sli_ratio(window), f"avg_over_time({sli_ratio('1d')}{sel}[{window}:1d])", project))

@@ -61,7 +61,7 @@ from dbt_prom_bridge.rules.catalogue import (
     project_wide,
     severity,
 )
-from dbt_prom_bridge.rules.history import ERROR_DEADLINE, PEAK_RANGE, SLI_RESOLUTION, source_objective
+from dbt_prom_bridge.rules.history import ERROR_DEADLINE, PEAK_RANGE, source_objective
 from dbt_prom_bridge.rules.options import RulesOptions
 from dbt_prom_bridge.rules.promql import PUSH_FAILURE_TIME, PUSH_TIME, number
 from dbt_prom_bridge.rules.render import PlainText, humanize_duration
@@ -788,7 +788,7 @@ class Builder:
         deadlines = [deadline(k) for k in range(steps + 1)]
         within = [1.0 if d >= k * i else 0.0 for k, d in enumerate(deadlines)]
         ratios = {
-            w: _window_mean(within, w // i) if w <= 300 else _subquery_mean(within, i, w, SLI_RESOLUTION)
+            w: _window_mean(within, w // i)
             for w in {b.long_window for b in BURNS} | {b.short_window for b in BURNS}
         }
         burn = next(b for b in BURNS if b.speed == speed)
@@ -875,20 +875,6 @@ def _window_max(values: Sequence[float | None], width: int) -> list[float | None
         while queue and queue[0][0] < k - width:
             queue.popleft()
         out.append(queue[0][1] if queue else None)
-    return out
-
-
-def _subquery_mean(values: Sequence[float], interval: int, window: int, step: int) -> list[float]:
-    """Per index k: ``avg_over_time(x[window:step])`` at ``k * interval``, ``values`` being the
-    series ``x`` recorded at every evaluation. Prometheus evaluates a subquery at the multiples of
-    ``step`` from the first one at or after ``t - window`` up to ``t`` (before time 0 there is
-    nothing); each point reads the newest sample at or before it."""
-    out: list[float] = []
-    for k in range(len(values)):
-        t = k * interval
-        first = max(0, -(-(t - window) // step) * step)
-        points = [values[s // interval] for s in range(first, t + 1, step)]
-        out.append(sum(points) / len(points))
     return out
 
 

@@ -159,23 +159,3 @@ def test_sli_ratios_are_the_fraction_of_time_within_error_after(mode: Mode, tmp_
     path = tmp_path / "sli.test.yml"
     path.write_text(yaml.safe_dump(spec))
     assert_test_rules(path)
-
-
-@requires("promtool")
-@pytest.mark.parametrize("for_seconds", [20.0, 30.0])
-def test_budget_burn_tests_hold_when_evaluations_are_finer_than_the_sli_resolution(
-    for_seconds: float, tmp_path: Path
-) -> None:
-    """With `--for 20s` the tests evaluate every 20s, finer than the 1m resolution the 30m, 1h and
-    6h ratios read the indicator at: the generated expectations (which simulate the subqueries)
-    still match what promtool computes, and the fast burn still fires in the fast scenario only."""
-    opts = RulesOptions(slo=0.99, for_seconds=for_seconds)
-    written = write(tmp_path, [manifest_of("p", source("a", "t"))], opts)
-    assert written.tests is not None
-    doc = yaml.safe_load(written.tests.read_text())
-    assert doc["evaluation_interval"] == f"{int(for_seconds)}s"
-    burns = [t for t in doc["tests"] if t["alert_rule_test"][0]["alertname"] == rules.BUDGET_BURN]
-    fast, slow = ({c["eval_time"]: c["exp_alerts"] for c in t["alert_rule_test"]} for t in burns)
-    assert "fast" in {a["exp_labels"]["burn"] for alerts in fast.values() for a in alerts}
-    assert {a["exp_labels"]["burn"] for alerts in slow.values() for a in alerts} == {"slow"}
-    assert_test_rules(written.tests)
