@@ -160,7 +160,8 @@ def _bump(artifacts: Path, by: float = 60.0) -> None:
 
 
 def _series_held(prometheus_url: str) -> int:
-    query = urllib.parse.urlencode({"query": 'count({job="dbt_source_freshness"})'})
+    # samples carry the check time, minutes old at 100,000 sources: look back a day, not 5m
+    query = urllib.parse.urlencode({"query": 'count(last_over_time({job="dbt_source_freshness"}[1d]))'})
     with urllib.request.urlopen(f"{prometheus_url}/api/v1/query?{query}", timeout=120) as resp:
         result = json.loads(resp.read())["data"]["result"]
     return int(float(result[0]["value"][1])) if result else 0
