@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 
@@ -18,8 +19,10 @@ def _default_mode() -> int:
     return 0o666 & ~umask
 
 
-def write_atomic(path: Path, data: str | bytes, mode: int | None = None) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same directory, fsync and rename.
+def write_atomic(path: Path, data: str | bytes | Iterable[bytes], mode: int | None = None) -> None:
+    """Write ``data`` (text, bytes, or pieces of bytes written one after the other, so a big file
+    is never held whole) to ``path`` through a temporary file in the same directory, fsync and
+    rename.
 
     ``mode``: the file's permissions; by default those of the file it replaces, or what a plain
     ``open()`` would give a new file (0o666 minus the umask). The directory must exist. Raises
@@ -35,7 +38,13 @@ def write_atomic(path: Path, data: str | bytes, mode: int | None = None) -> None
     temp = Path(tmp)
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data.encode("utf-8") if isinstance(data, str) else data)
+            if isinstance(data, str):
+                handle.write(data.encode("utf-8"))
+            elif isinstance(data, (bytes, bytearray)):
+                handle.write(data)
+            else:
+                for piece in data:
+                    handle.write(piece)
             handle.flush()
             os.fsync(handle.fileno())
         temp.chmod(mode)

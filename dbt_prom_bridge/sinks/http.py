@@ -27,7 +27,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, BinaryIO, TypeVar
 
@@ -42,6 +42,26 @@ _T = TypeVar("_T")
 USER_AGENT = "dbt-prom-bridge"
 #: Longest wait between two attempts, whatever ``backoff`` and the attempt number say.
 MAX_BACKOFF = 30.0
+
+
+@dataclass(frozen=True)
+class StreamedBody:
+    """A request body sent as it is produced: ``pieces()`` gives a new copy of it, in pieces, for
+    each attempt; ``length`` is its size, sent as Content-Length (no chunked encoding, which some
+    proxies in front of a Pushgateway refuse)."""
+
+    length: int
+    pieces: Callable[[], Iterable[bytes]]
+
+    @classmethod
+    def of(cls, pieces: Callable[[], Iterable[bytes]]) -> StreamedBody:
+        """The body ``pieces`` produce, its length counted by producing it once."""
+        return cls(sum(len(piece) for piece in pieces()), pieces)
+
+
+#: A request body: bytes, or one produced anew for each attempt.
+Body = bytes | bytearray | StreamedBody | None
+
 #: How much of an error body is read and shown (servers may answer with whole pages).
 MAX_ERROR_BODY = 2048
 
@@ -304,15 +324,23 @@ class HttpClient:
         self,
         method: str,
         path: str,
-        body: bytes | bytearray | None = None,
+        body: Body = None,
         headers: Mapping[str, str] | None = None,
         read: Callable[[BinaryIO], bytes] | None = None,
     ) -> Response:
         """One attempt, within :attr:`timeout` from connect to the last byte of the answer;
         raises :class:`HttpFailure` (retryable or not). ``read`` consumes the answer's stream
-        (default: read it whole)."""
+        (default: read it whole). A :class:`StreamedBody` is produced anew and sent as it comes:
+        a 260 MB push is never in memory."""
+        all_headers = dict(headers or {})
+        data: bytes | bytearray | Iterable[bytes] | None
+        if isinstance(body, StreamedBody):
+            data = body.pieces()
+            all_headers["Content-Length"] = str(body.length)
+        else:
+            data = body
         request = urllib.request.Request(
-            self.url_for(path), data=body, method=method, headers=self._headers(headers or {})
+            self.url_for(path), data=data, method=method, headers=self._headers(all_headers)
         )
         with _Deadline(self.timeout) as deadline:
             request.deadline = deadline  # type: ignore[attr-defined]
@@ -333,7 +361,7 @@ class HttpClient:
         self,
         request: urllib.request.Request,
         path: str,
-        body: bytes | bytearray | None,
+        body: Body,
         headers: Mapping[str, str] | None,
         read: Callable[[BinaryIO], bytes] | None,
     ) -> Response:
@@ -434,7 +462,7 @@ class HttpClient:
         self,
         method: str,
         path: str,
-        body: bytes | bytearray | None = None,
+        body: Body = None,
         headers: Mapping[str, str] | None = None,
         read: Callable[[BinaryIO], bytes] | None = None,
     ) -> Response:

@@ -53,7 +53,7 @@ from dbt_prom_bridge.model import SOURCE_LABELS, FreshnessRun, validate_grouping
 from dbt_prom_bridge.nodes import MODEL_LABELS, PER_MODEL_METRICS
 from dbt_prom_bridge.redact import redact_url
 from dbt_prom_bridge.sinks.base import Delivered
-from dbt_prom_bridge.sinks.http import HttpClient
+from dbt_prom_bridge.sinks.http import HttpClient, StreamedBody
 from dbt_prom_bridge.sinks.spill import Destination, group_lock
 from dbt_prom_bridge.sinks.statecache import StateCache
 
@@ -62,6 +62,8 @@ KIND = "pushgateway"
 #: Read-merge-write rounds when another host keeps writing the same group in between.
 ROUNDS = 3
 _CHUNK = 1 << 16
+#: Bytes per piece of a request body sent chunked.
+_SEND_CHUNK = 1 << 20
 
 
 def grouping_labels(run: FreshnessRun, gateway: GatewayConfig) -> tuple[tuple[str, str], ...]:
@@ -302,12 +304,19 @@ class Pushgateway:
                 cache.save(marker, merged.state)
             return Delivered(url, merged.state, merged, pushed=False), None
         revision = new_revision()
-        body = bytearray()
-        for piece in iter_text(merged.state):
-            body += piece.encode()
-        body += render_revision(revision).encode()
-        self.client.request("PUT", path, body, {"Content-Type": CONTENT_TYPE})
-        del body
+        held_now = merged.state
+
+        def body() -> Iterator[bytes]:
+            # sent as it is rendered, ~1 MB at a time: never the whole text at once
+            buffer = bytearray()
+            for piece in iter_text(held_now):
+                buffer += piece.encode()
+                if len(buffer) >= _SEND_CHUNK:
+                    yield bytes(buffer)
+                    buffer.clear()
+            yield bytes(buffer) + render_revision(revision).encode()
+
+        self.client.request("PUT", path, StreamedBody.of(body), {"Content-Type": CONTENT_TYPE})
         if cache is not None:
             cache.save(revision, merged.state)
         return Delivered(url, merged.state, merged), revision

@@ -13,12 +13,13 @@ import contextlib
 import hashlib
 import json
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+import secrets
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from dbt_prom_bridge import __version__, fsutil
-from dbt_prom_bridge.codec import run_from_json, run_to_json
+from dbt_prom_bridge.codec import check_to_row, run_from_json, run_to_json
 from dbt_prom_bridge.model import FreshnessRun
 
 FORMAT = "dbt-prom-state/v1"
@@ -63,20 +64,39 @@ class StateCache:
 
     def save(self, revision: float, state: FreshnessRun) -> None:
         """Write the cache; a failure only costs the next push a read of the gateway."""
+        head = run_to_json(replace(state, checks=()), rows=True)
+        marker = f"dbt-prom-checks-{secrets.token_hex(16)}"  # stands for the checks; no value can be it
+        head["checks"] = marker
         doc = {
             "format": FORMAT,
             "producer": f"dbt-prom-bridge {__version__}",
             "key": self.key,
             "revision": revision,
-            "state": run_to_json(state, rows=True),
+            "state": head,
         }
-        text = json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
+        before, after = _dumps(doc).split(_dumps(marker), 1)
+
+        def pieces() -> Iterator[bytes]:
+            # the checks one row at a time: 100,000 of them are never held as one text
+            yield (before + "[").encode()
+            batch: list[str] = []
+            for index, check in enumerate(state.checks):
+                batch.append(("," if index else "") + _dumps(check_to_row(check)))
+                if len(batch) >= 1000:
+                    yield "".join(batch).encode()
+                    batch = []
+            yield ("".join(batch) + "]" + after).encode()
+
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fsutil.write_atomic(self.path, text, mode=0o600)
+            fsutil.write_atomic(self.path, pieces(), mode=0o600)
         except OSError:
             self.clear()
 
     def clear(self) -> None:
         with contextlib.suppress(OSError):
             self.path.unlink()
+
+
+def _dumps(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
