@@ -65,6 +65,14 @@ def run_results(
     return path
 
 
+def build_dir(tmp_path: Path) -> Path:
+    """A target dir as a `dbt build` leaves it before freshness runs: the manifest, no sources.json."""
+    build = tmp_path / "build"
+    build.mkdir()
+    shutil.copyfile(MODELS / "manifest.json", build / "manifest.json")
+    return build
+
+
 def model_statuses(url: str) -> dict[str, str]:
     return {
         labels["model"]: labels["status"]
@@ -89,11 +97,9 @@ def test_models_and_sources_share_the_group_and_keep_each_other(
     stamp = run_timestamp(pushgateway.url)
 
     # a build's artifacts: a target dir with the manifest and no sources.json -> the models only
-    build_dir = tmp_path / "build"
-    build_dir.mkdir()
-    shutil.copyfile(MODELS / "manifest.json", build_dir / "manifest.json")
-    results = run_results(build_dir / "run_results.json", now - 120)
-    args = ["push", "--no-run", "--artifacts-dir", str(build_dir), "--run-results", str(results), *common]
+    build = build_dir(tmp_path)
+    results = run_results(build / "run_results.json", now - 120)
+    args = ["push", "--no-run", "--artifacts-dir", str(build), "--run-results", str(results), *common]
     code, _, err = run_cli(args, capsys)
     assert code == 0, err
     assert "pushed 0 sources and 7 models" in err and "orders_enriched: error" in err, err
@@ -257,9 +263,7 @@ def test_a_fusion_freshness_json_brings_its_models(
 def test_a_textfile_holds_models_and_sources_newest_wins(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    build = tmp_path / "build"
-    build.mkdir()
-    shutil.copyfile(MODELS / "manifest.json", build / "manifest.json")
+    build = build_dir(tmp_path)
     results = run_results(build / "run_results.json", time.time() - 60)
     textfile = tmp_path / "collector" / "dbt.prom"
     textfile.parent.mkdir()
@@ -280,9 +284,7 @@ def test_a_textfile_holds_models_and_sources_newest_wins(
 def test_a_model_removed_from_the_project_leaves_the_group(
     pushgateway: servers.Server, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    build = tmp_path / "build"
-    build.mkdir()
-    shutil.copyfile(MODELS / "manifest.json", build / "manifest.json")
+    build = build_dir(tmp_path)
     common = ["--gateway", pushgateway.url, "--spill-dir", str(tmp_path / "spill"), "--target", "dev"]
     first = run_results(build / "run_results.json", time.time() - 120)
     args = ["push", "--no-run", "--artifacts-dir", str(build)]
