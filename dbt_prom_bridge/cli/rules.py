@@ -262,6 +262,13 @@ def _nonempty(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 @duration_option(
     "--usual-floor", default="15m", help="DbtSourceLaterThanUsual never fires for ages under this."
 )
+@duration_option(
+    "--history-interval",
+    default=None,
+    help="Evaluate the later-than-usual and SLO rules in a group of their own at this interval (at most "
+    "2m30s), e.g. 1m when Prometheus evaluates every few seconds: their windows read every sample, so "
+    "their cost grows with the evaluation frequency. Default: in the project's group.",
+)
 @click.option(
     "--slo",
     type=float,
@@ -320,6 +327,7 @@ def command(**kw: Any) -> None:
         usual_floor=kw["usual_floor"],
         slo=kw["slo"],
         models=kw["models"],
+        history_interval=kw["history_interval"],
     ).validated()
     outputs = rules.Outputs(
         out=kw["out"],

@@ -250,18 +250,24 @@ def groups(project: ProjectSources, opts: RulesOptions) -> list[Group]:
     state rules, then one group ``<group>/<project>/<source_name>`` per dbt source with the
     threshold rules of its tables (Prometheus evaluates groups concurrently). The project's group
     ends with the later-than-usual and SLO rules (not in a per-source --select/--exclude file:
-    they cover the whole project).
+    they cover the whole project), or, with ``--history-interval``, they are a group of their own,
+    ``<group>/<project>#history``, evaluated at that interval.
     """
     opts = project.options(opts)
     base = f"{opts.group_name}/{project.project}"
     name = project.project
     history = () if literal_state_rules(opts) else tuple(history_rules(name, project.sources, opts))
+    own: list[Group] = []
+    if history and opts.history_interval is not None:
+        # "#" cannot follow the base in a per-source group's name ("<base>/<source_name>")
+        own.append(Group(f"{base}#history", history, format_duration(opts.history_interval)))
+        history = ()
     if opts.mode is Mode.DYNAMIC:
         calendars = project.calendar_groups()
         dynamic = (*threshold_rules(name, opts, calendars), *state_rules(name, opts), *run_rules(name, opts))
-        return [Group(base, (*dynamic, *history))]
+        return [Group(base, (*dynamic, *history)), *own]
     shared = () if literal_state_rules(opts) else tuple(state_rules(name, opts))
-    out = [Group(base, (*shared, *run_rules(name, opts), *history))]
+    out = [Group(base, (*shared, *run_rules(name, opts), *history)), *own]
     by_source: dict[str, list[Rule]] = {}
     for source in project.sources:
         by_source.setdefault(source.source_name, []).extend(per_source_rules(name, source, opts))

@@ -125,6 +125,8 @@ def command_line(inputs: Inputs, opts: RulesOptions, outputs: Outputs) -> str:
             add(flag, format_duration(seconds))
     if opts.slo is not None:
         add("--slo", f"{opts.slo:g}")
+    if opts.history_interval is not None:
+        add("--history-interval", format_duration(opts.history_interval))
     if opts.strict:
         args.append("--strict")
     if not opts.models:

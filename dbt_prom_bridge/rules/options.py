@@ -34,6 +34,10 @@ class SplitBy(str, Enum):
         return self.value
 
 
+#: The longest --history-interval: the later-than-usual peak detection needs two evaluations in 5m.
+MAX_HISTORY_INTERVAL = 150
+
+
 @dataclass(frozen=True)
 class RulesOptions:
     """How to turn dbt's thresholds into rules (everything else comes from the manifests)."""
@@ -78,6 +82,9 @@ class RulesOptions:
     slo: float | None = None
     #: Also the model alerts (DbtModelBuildLate/Failed, DbtModelNotBuilt) of the manifests' models.
     models: bool = True
+    #: Evaluate the later-than-usual and SLO rules in a group of their own at this interval,
+    #: seconds (None: in the project's group, at Prometheus's interval).
+    history_interval: float | None = None
 
     def validated(self) -> RulesOptions:
         """Check what flags alone can get wrong; returns self."""
@@ -109,6 +116,14 @@ class RulesOptions:
             raise UsageError("--usual-floor must be a whole number of seconds (e.g. 15m)")
         if self.slo is not None:
             check_objective(self.slo, "--slo")
+        if self.history_interval is not None and not (
+            1 <= self.history_interval <= MAX_HISTORY_INTERVAL
+            and self.history_interval == round(self.history_interval)
+        ):
+            raise UsageError(
+                "--history-interval must be a whole number of seconds from 1s to 2m30s (the later-than-usual "
+                "rules need two evaluations within 5m)"
+            )
         if self.lookback is not None:
             if self.lookback < 60 or self.lookback != round(self.lookback):
                 raise UsageError("--lookback must be a whole number of seconds, at least 1m")

@@ -33,6 +33,8 @@ class Record:
 class Group:
     name: str
     rules: tuple[Rule | Record, ...]
+    #: The group's own evaluation interval (Prometheus duration); None: Prometheus's global one.
+    interval: str | None = None
 
 
 def make_rule(

@@ -159,3 +159,33 @@ def test_sli_ratios_are_the_fraction_of_time_within_error_after(mode: Mode, tmp_
     path = tmp_path / "sli.test.yml"
     path.write_text(yaml.safe_dump(spec))
     assert_test_rules(path)
+
+
+@requires("promtool")
+@pytest.mark.parametrize("mode", list(Mode))
+def test_history_rules_in_a_group_of_their_own(mode: Mode, tmp_path: Path) -> None:
+    """`--history-interval 1m`: the later-than-usual and SLO rules move, unchanged, to a group
+    `<group>/<project>#history` with `interval: 1m` (promtool accepts it; its tests still pass);
+    nothing else moves."""
+    manifest = manifest_of("p", source("a", "t"), source("history", "u"))
+    plain = write(tmp_path / "plain", [manifest], RulesOptions(mode=mode, slo=0.99))
+    own = write(tmp_path / "own", [manifest], RulesOptions(mode=mode, slo=0.99, history_interval=60))
+    before = yaml.safe_load(plain.rules.read_text())["groups"]
+    after = yaml.safe_load(own.rules.read_text())["groups"]
+    history = [g for g in after if g["name"].endswith("#history")]
+    assert [g["name"] for g in history] == ["dbt-freshness/p#history"] and history[0]["interval"] == "1m"
+    moved = {r.get("record") or r["alert"] for r in history[0]["rules"]}
+    assert {"dbt_source_freshness:sli_ratio_6h", "DbtSourceLaterThanUsual", rules.BUDGET_BURN} <= moved
+    every = [r for g in before for r in g["rules"]]
+    assert sorted(map(str, every)) == sorted(str(r) for g in after for r in g["rules"])  # same rules
+    assert all("interval" not in g for g in after if not g["name"].endswith("#history"))
+    assert "--history-interval 1m" in own.rules.read_text().split("groups:")[0]
+    assert_check_rules(own.rules)
+    assert own.tests is not None
+    assert_test_rules(own.tests)
+
+
+@pytest.mark.parametrize("value", [0.5, 151.0, 90.5])
+def test_history_interval_bounds(value: float) -> None:
+    with pytest.raises(UsageError, match="--history-interval"):
+        RulesOptions(history_interval=value).validated()
