@@ -15,6 +15,7 @@ and meta are configuration: they come from the record of the newest artifact (``
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import Enum
@@ -121,6 +122,8 @@ def threshold_seconds(raw: object) -> float | None:
         return None
     if count is None or period is None:
         raise ThresholdError(f"threshold {dict(raw)!r} sets only one of count and period")
+    if isinstance(count, float) and not math.isfinite(count):
+        raise ThresholdError(f"threshold count {count!r} is not a finite number")
     if isinstance(count, bool) or not isinstance(count, (int, float)) or count != int(count):
         raise ThresholdError(f"threshold count {count!r} is not a whole number")
     if int(count) <= 0:

@@ -211,3 +211,12 @@ def test_threshold_only_record_keeps_the_build() -> None:
 def test_sample_loads_with_an_explicit_project(tmp_path: Path) -> None:
     run = load_models("prod", run_results=MODELS / "run_results.json", project="renamed")
     assert run.project == "renamed" and run.target == "prod" and run.counts()[BuildStatus.SKIPPED] == 1
+
+
+@pytest.mark.parametrize("count", [float("inf"), float("-inf"), float("nan")])
+def test_a_non_finite_threshold_count_is_refused_not_a_crash(count: float) -> None:
+    from dbt_prom_bridge.errors import ThresholdError
+    from dbt_prom_bridge.nodes import threshold_seconds
+
+    with pytest.raises(ThresholdError, match="finite"):
+        threshold_seconds({"count": count, "period": "hour"})
