@@ -34,8 +34,9 @@ from dbt_prom_bridge.nodes import (
     ModelDef,
 )
 from dbt_prom_bridge.rules.options import RulesOptions
+from dbt_prom_bridge.rules.promql import label_selector, over_lookback
 from dbt_prom_bridge.rules.render import GoText, Renderer
-from dbt_prom_bridge.rules_syntax import go_text, promql_string, re2_escape
+from dbt_prom_bridge.rules_syntax import go_text
 
 BUILD_LATE = "DbtModelBuildLate"
 BUILD_FAILED = "DbtModelBuildFailed"
@@ -87,21 +88,11 @@ class ModelRuleOptions:
 
 
 def _sel(opts: ModelRuleOptions, extra: Mapping[str, str] | None = None) -> str:
-    parts = [f"project={promql_string(opts.project)}"]
-    targets = sorted(set(opts.target_labels))
-    if len(targets) == 1:
-        parts.append(f"target={promql_string(targets[0])}")
-    elif targets:
-        parts.append(f"target=~{promql_string('|'.join(re2_escape(t) for t in targets))}")
-    parts.extend(f"{k}={promql_string(v)}" for k, v in (extra or {}).items())
-    return "{" + ", ".join(parts) + "}"
+    return label_selector(opts.project, opts.target_labels, (extra or {}).items())
 
 
 def _series(metric: str, selector: str, opts: ModelRuleOptions) -> str:
-    """An instant selector, or ``last_over_time`` over the lookback window (remote write)."""
-    if opts.lookback:
-        return f"last_over_time({metric}{selector}[{opts.lookback}])"
-    return metric + selector
+    return over_lookback(metric, selector, opts.lookback)
 
 
 def model_annotations(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from dbt_prom_bridge.config import format_duration
 from dbt_prom_bridge.model import SourceDef
@@ -23,8 +23,14 @@ def number(value: float) -> str:
 
 def matchers(project: str, opts: RulesOptions, extra: Sequence[tuple[str, str]] = ()) -> str:
     """``{project="p", target=..., k="v"}`` with every value a quoted PromQL literal."""
+    return label_selector(project, opts.target_labels, extra)
+
+
+def label_selector(project: str, target_labels: Iterable[str], extra: Iterable[tuple[str, str]] = ()) -> str:
+    """:func:`matchers` from the project and ``--target-label`` values alone (the model rules'
+    options are not :class:`RulesOptions`)."""
     parts = [f"project={promql_string(project)}"]
-    targets = sorted(set(opts.target_labels))
+    targets = sorted(set(target_labels))
     if len(targets) == 1:
         parts.append(f"target={promql_string(targets[0])}")
     elif targets:
@@ -35,8 +41,13 @@ def matchers(project: str, opts: RulesOptions, extra: Sequence[tuple[str, str]] 
 
 def series(metric: str, selector: str, opts: RulesOptions) -> str:
     """An instant selector, or ``last_over_time`` over the lookback window (remote write)."""
-    if opts.lookback:
-        return f"last_over_time({metric}{selector}[{format_duration(opts.lookback)}])"
+    return over_lookback(metric, selector, format_duration(opts.lookback) if opts.lookback else None)
+
+
+def over_lookback(metric: str, selector: str, lookback: str | None) -> str:
+    """:func:`series` with the lookback as a Prometheus duration (None: an instant selector)."""
+    if lookback:
+        return f"last_over_time({metric}{selector}[{lookback}])"
     return metric + selector
 
 

@@ -62,7 +62,7 @@ KIND = "pushgateway"
 #: Read-merge-write rounds when another host keeps writing the same group in between.
 ROUNDS = 3
 _CHUNK = 1 << 16
-#: Bytes per piece of a request body sent chunked.
+#: Bytes per piece of a request body, sent as it is rendered.
 _SEND_CHUNK = 1 << 20
 
 

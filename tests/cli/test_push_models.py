@@ -21,20 +21,13 @@ import pytest
 
 from devtools import servers
 from tests.fixtures_dbt import EXPECTED_STATUS, read_gateway, run_cli
+from tests.nodes.support import SAMPLE_BUILD_STATUS
 from tests.reliability.runs import write_artifacts
 
 pytestmark = pytest.mark.e2e
 
 MODELS = Path(__file__).resolve().parents[1] / "data" / "models"
-BUILT = {
-    "hourly_revenue": "success",
-    "orders_daily": "success",
-    "orders_enriched": "error",
-    "orders_enriched_daily": "skipped",
-    "revenue_by_currency": "success",
-    "stg_orders": "success",
-    "stg_transactions": "success",
-}
+BUILT = SAMPLE_BUILD_STATUS
 
 
 def _iso(t: float) -> str:

@@ -22,6 +22,7 @@ from dbt_prom_bridge.model_metrics import model_label_names, model_label_values,
 from dbt_prom_bridge.nodes import MODEL_LABELS, PER_MODEL_METRICS, BuildStatus, ModelCheck, ModelRun
 from tests.conftest import requires
 from tests.dashboard.test_dashboard import SAMPLE_OPTS, manifest, panels
+from tests.nodes.support import model_check
 
 #: The Pushgateway's own series, read by the push health panels.
 PUSH_METRICS = ("push_time_seconds", "push_failure_time_seconds")
@@ -231,16 +232,7 @@ def test_failed_models_table_shows_schema_status_and_the_attempt_time() -> None:
 
 
 def check(model: str, **kw: Any) -> ModelCheck:
-    return ModelCheck(
-        unique_id=f"model.shop.{model}",
-        model=model,
-        package="shop",
-        database="db",
-        schema="marts",
-        identifier=model,
-        resource_type="model",
-        **kw,
-    )
+    return model_check(model, schema="marts", **kw)
 
 
 #: Evaluated at 10m (time() = 600): orders built at 60 (its error_after 1080: half way), daily

@@ -7,7 +7,19 @@ import json
 from pathlib import Path
 from typing import Any
 
+from dbt_prom_bridge.nodes import ModelCheck
+
 MODELS = Path(__file__).resolve().parent.parent / "data" / "models"
+#: The outcome of each model in the sample project's `dbt build` (tests/data/models/run_results.json).
+SAMPLE_BUILD_STATUS: dict[str, str] = {
+    "hourly_revenue": "success",
+    "orders_daily": "success",
+    "orders_enriched": "error",
+    "orders_enriched_daily": "skipped",
+    "revenue_by_currency": "success",
+    "stg_orders": "success",
+    "stg_transactions": "success",
+}
 GENERATED_AT = "2026-03-01T12:00:00.000000Z"
 
 
@@ -107,3 +119,17 @@ def freshness_doc(results: list[dict[str, Any]]) -> dict[str, Any]:
 def write(path: Path, doc: Any) -> Path:
     path.write_text(json.dumps(doc))
     return path
+
+
+def model_check(name: str, schema: str = "s", **kw: Any) -> ModelCheck:
+    """A model record of project ``shop`` (database ``db``, identifier = name); ``kw`` sets the rest."""
+    return ModelCheck(
+        unique_id=f"model.shop.{name}",
+        model=name,
+        package="shop",
+        database="db",
+        schema=schema,
+        identifier=name,
+        resource_type="model",
+        **kw,
+    )

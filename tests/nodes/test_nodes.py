@@ -22,7 +22,7 @@ from dbt_prom_bridge.nodes import (
     merge_models,
     validate_model_meta_labels,
 )
-from tests.nodes.support import MODELS, build_entry, freshness_doc, freshness_entry, run_results
+from tests.nodes.support import MODELS, build_entry, freshness_doc, freshness_entry, model_check, run_results
 
 
 def sample(**kw: object) -> dict[str, ModelCheck]:
@@ -108,14 +108,8 @@ MODELS_NAMES = ("a", "b", "c")
 def check(
     name: str, seen: float, built: float | None, status: BuildStatus | None, fresh: float | None
 ) -> ModelCheck:
-    return ModelCheck(
-        unique_id=f"model.shop.{name}",
-        model=name,
-        package="shop",
-        database="db",
-        schema="s",
-        identifier=name,
-        resource_type="model",
+    return model_check(
+        name,
         seen_at=seen,
         build_status=status,
         built_at=built,

@@ -13,6 +13,7 @@ from dbt_prom_bridge.exposition import RUN_SUCCESS, RUN_TIMESTAMP, held_from_ser
 from dbt_prom_bridge.model import FreshnessRun, Status
 from dbt_prom_bridge.nodes import BUILD_STATUS, LAST_SUCCESS, BuildStatus, ModelCheck
 from dbt_prom_bridge.sinks.pushgateway import parse_sample
+from tests.nodes.support import model_check
 from tests.reliability.runs import T0, run
 
 
@@ -22,14 +23,9 @@ def model(
     built: float | None = T0,
     **kw: object,
 ) -> ModelCheck:
-    base = ModelCheck(
-        unique_id=f"model.shop.{name}",
-        model=name,
-        package="shop",
-        database="db",
+    base = model_check(
+        name,
         schema="analytics",
-        identifier=name,
-        resource_type="model",
         seen_at=built,
         build_status=status,
         built_at=built,
