@@ -115,14 +115,21 @@ def check_to_json(check: SourceCheck) -> dict[str, Any]:
     return {name: encode(getattr(check, name)) for name, encode, _d, _r in _CHECK}
 
 
-def check_from_json(raw: Mapping[str, Any]) -> SourceCheck:
+def _decoded(
+    fields: tuple[tuple[str, Encoder, Decoder, bool], ...], raw: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The keyword arguments of a record from its JSON object (a missing required field: KeyError)."""
     kwargs = {}
-    for name, _e, decode, required in _CHECK:
+    for name, _e, decode, required in fields:
         if name in raw:
             kwargs[name] = decode(raw[name])
         elif required:
             raise KeyError(name)
-    return SourceCheck(**kwargs)
+    return kwargs
+
+
+def check_from_json(raw: Mapping[str, Any]) -> SourceCheck:
+    return SourceCheck(**_decoded(_CHECK, raw))
 
 
 def model_to_json(check: ModelCheck) -> dict[str, Any]:
@@ -136,13 +143,7 @@ def model_to_json(check: ModelCheck) -> dict[str, Any]:
 
 
 def model_from_json(raw: Mapping[str, Any]) -> ModelCheck:
-    kwargs = {}
-    for name, _e, decode, required in _MODEL:
-        if name in raw:
-            kwargs[name] = decode(raw[name])
-        elif required:
-            raise KeyError(name)
-    return ModelCheck(**kwargs)
+    return ModelCheck(**_decoded(_MODEL, raw))
 
 
 def check_to_row(check: SourceCheck) -> list[Any]:
@@ -178,12 +179,7 @@ def run_to_json(run: FreshnessRun, rows: bool = False) -> dict[str, Any]:
 
 def run_from_json(raw: Mapping[str, Any]) -> FreshnessRun:
     """The inverse of :func:`run_to_json` (either shape of checks)."""
-    kwargs: dict[str, Any] = {}
-    for name, _e, decode, required in _RUN:
-        if name in raw:
-            kwargs[name] = decode(raw[name])
-        elif required:
-            raise KeyError(name)
+    kwargs = _decoded(_RUN, raw)
     if "check_fields" in raw:
         if list(raw["check_fields"]) != [name for name, *_ in _CHECK][: len(raw["check_fields"])]:
             raise ValueError("check rows of another field layout")
